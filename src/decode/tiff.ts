@@ -1,0 +1,241 @@
+import { readFile, stat } from 'node:fs/promises';
+import { fromArrayBuffer, getDecoder } from 'geotiff';
+import { XrayError, toXrayError } from '../errors.js';
+import { registerCodecs } from './codecs.js';
+import { checkTiffStructure } from './tiff-structure.js';
+
+/** A decoded capture: 16-bit gray values, row-major; MinIsWhite files are already inverted. */
+export interface Gray16Image {
+  width: number;
+  height: number;
+  data: Uint16Array;
+}
+
+export interface DecodeOptions {
+  /** Refuse images with more pixels than this (default 50 megapixels). */
+  maxPixels?: number;
+}
+
+export const DEFAULT_MAX_PIXELS = 50_000_000;
+
+const SUPPORTED_COMPRESSION = new Set([1, 5, 8, 32946, 32773]);
+const COMPRESSION_NAMES: Record<number, string> = {
+  2: 'CCITT RLE', 3: 'CCITT G3', 4: 'CCITT G4', 6: 'old JPEG', 7: 'JPEG', 34887: 'LERC', 34925: 'LZMA',
+  50000: 'Zstd', 50001: 'WebP', 34712: 'JPEG 2000',
+};
+
+export async function decodeTiffFile(path: string, options: DecodeOptions = {}): Promise<Gray16Image> {
+  let bytes: Buffer;
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) throw new Error(`${path} is not a regular file`);
+    bytes = await readFile(path);
+  } catch (err) {
+    throw new XrayError('FILE_UNREADABLE', (err as Error).message);
+  }
+  return decodeTiff(bytes, options);
+}
+
+/**
+ * Decodes the first page of a single-sample 16-bit unsigned TIFF. geotiff parses the directory
+ * and provides the block decoders (ours, registered with addDecoder); the tag checks, block
+ * bounds, predictor and byte order are done here, since geotiff 3.0.5 accepts many malformed
+ * files silently.
+ */
+export async function decodeTiff(bytes: Uint8Array, options: DecodeOptions = {}): Promise<Gray16Image> {
+  const structure = checkTiffStructure(bytes);
+  registerCodecs();
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  let dir: Awaited<ReturnType<typeof readDirectory>>;
+  try {
+    dir = await readDirectory(buffer);
+  } catch (err) {
+    throw toXrayError(err, 'TIFF_BAD_TAG');
+  }
+  const tag = (name: string): number | undefined => scalar(dir.get(name));
+  const width = tag('ImageWidth');
+  const height = tag('ImageLength');
+  if (width === undefined || height === undefined) throw new XrayError('TIFF_BAD_TAG', 'ImageWidth or ImageLength is missing');
+  if (width === 0 || height === 0) throw new XrayError('TIFF_EMPTY_IMAGE', `image is ${width}×${height}`);
+  if (width * height > maxPixels) {
+    throw new XrayError('TIFF_TOO_LARGE', `image is ${width}×${height} = ${width * height} pixels, limit ${maxPixels}`);
+  }
+  const samples = tag('SamplesPerPixel') ?? 1;
+  if (samples !== 1) throw new XrayError('TIFF_UNSUPPORTED_SAMPLES', `${samples} samples per pixel, expected 1 (grayscale)`);
+  const bits = tag('BitsPerSample') ?? 1;
+  if (bits !== 16) throw new XrayError('TIFF_UNSUPPORTED_BITS', `${bits} bits per sample, expected 16`);
+  const format = tag('SampleFormat') ?? 1;
+  if (format !== 1) {
+    const name = format === 2 ? 'signed integer' : format === 3 ? 'floating point' : `format ${format}`;
+    throw new XrayError('TIFF_UNSUPPORTED_SAMPLE_FORMAT', `samples are ${name}, expected unsigned integer`);
+  }
+  const photometric = tag('PhotometricInterpretation') ?? 1;
+  if (photometric !== 0 && photometric !== 1) {
+    throw new XrayError('TIFF_UNSUPPORTED_PHOTOMETRIC', `photometric interpretation ${photometric}, expected 0 or 1`);
+  }
+  const compression = tag('Compression') ?? 1;
+  if (!SUPPORTED_COMPRESSION.has(compression)) {
+    const name = COMPRESSION_NAMES[compression] ?? 'unknown';
+    throw new XrayError('TIFF_UNSUPPORTED_COMPRESSION', `compression ${compression} (${name}) is not supported`);
+  }
+  const predictor = tag('Predictor') ?? 1;
+  if (predictor !== 1 && predictor !== 2) {
+    throw new XrayError('TIFF_UNSUPPORTED_PREDICTOR', `predictor ${predictor} is not supported for integer samples`);
+  }
+
+  const layout = blockLayout(dir, width, height);
+  const blocks = layout.offsets.length;
+  const counts = layout.byteCounts;
+  if (counts.length !== blocks) {
+    throw new XrayError('TIFF_BAD_TAG', `${blocks} block offsets but ${counts.length} byte counts`);
+  }
+  const expectedBlocks = layout.across * Math.ceil(height / layout.blockHeight);
+  if (blocks < expectedBlocks) {
+    throw new XrayError('TIFF_BAD_TAG', `${blocks} ${layout.kind}s, the image needs ${expectedBlocks}`);
+  }
+  for (let i = 0; i < expectedBlocks; i++) {
+    const start = layout.offsets[i];
+    const end = start + counts[i];
+    if (start >= bytes.byteLength && counts[i] > 0) {
+      throw new XrayError('TIFF_BAD_OFFSET', `${layout.kind} ${i} starts at ${start}, beyond the ${bytes.byteLength}-byte file`);
+    }
+    if (end > bytes.byteLength) {
+      throw new XrayError('TIFF_TRUNCATED', `${layout.kind} ${i} ends at ${end}, the file has ${bytes.byteLength} bytes`);
+    }
+  }
+
+  const decoder = await getDecoder(compression, {
+    tileWidth: layout.blockWidth, tileHeight: layout.blockHeight, predictor: 1, bitsPerSample: 16, planarConfiguration: 1,
+  } as never);
+  const out = new Uint16Array(width * height);
+  const le = structure.littleEndian;
+  for (let i = 0; i < expectedBlocks; i++) {
+    const bx = (i % layout.across) * layout.blockWidth;
+    const by = Math.floor(i / layout.across) * layout.blockHeight;
+    const rows = Math.min(layout.blockHeight, height - by);
+    const cols = Math.min(layout.blockWidth, width - bx);
+    // Tiles are always full-size; the last strip holds only the rows that remain.
+    const neededRows = layout.kind === 'tile' ? layout.blockHeight : rows;
+    const needed = layout.blockWidth * neededRows * 2;
+    const raw = new Uint8Array(buffer, layout.offsets[i], counts[i]);
+    let decoded: Uint8Array;
+    try {
+      decoded = new Uint8Array(await decoder.decodeBlock(raw.slice().buffer));
+    } catch (err) {
+      throw toXrayError(err, 'TIFF_CORRUPT_DATA');
+    }
+    if (decoded.byteLength < needed) {
+      const code = compression === 1 ? 'TIFF_TRUNCATED' : 'TIFF_CORRUPT_DATA';
+      throw new XrayError(code, `${layout.kind} ${i} decodes to ${decoded.byteLength} bytes, expected ${needed}`);
+    }
+    const block = toNativeU16(decoded, needed / 2, le);
+    if (predictor === 2) undoHorizontalPredictor(block, layout.blockWidth, neededRows);
+    for (let r = 0; r < rows; r++) {
+      const src = r * layout.blockWidth;
+      out.set(block.subarray(src, src + cols), (by + r) * width + bx);
+    }
+  }
+  if (photometric === 0) {
+    for (let i = 0; i < out.length; i++) out[i] = 65535 - out[i];
+  }
+  return { width, height, data: out };
+}
+
+type Directory = Map<string, unknown>;
+
+async function readDirectory(buffer: ArrayBuffer): Promise<Directory> {
+  const tiff = await fromArrayBuffer(buffer);
+  const image = await tiff.getImage(0);
+  const fd = image.fileDirectory;
+  const names = [
+    'ImageWidth', 'ImageLength', 'BitsPerSample', 'SamplesPerPixel', 'SampleFormat', 'PhotometricInterpretation',
+    'Compression', 'Predictor', 'RowsPerStrip', 'StripOffsets', 'StripByteCounts', 'TileWidth', 'TileLength',
+    'TileOffsets', 'TileByteCounts',
+  ];
+  const dir: Directory = new Map();
+  for (const name of names) {
+    if (fd.hasTag(name as never)) dir.set(name, await fd.loadValue(name as never));
+  }
+  return dir;
+}
+
+function scalar(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'number') return value;
+  if (typeof value === 'bigint') return Number(value);
+  if (ArrayBuffer.isView(value) || Array.isArray(value)) {
+    const arr = value as ArrayLike<number | bigint>;
+    if (arr.length === 0) return undefined;
+    const first = Number(arr[0]);
+    for (let i = 1; i < arr.length; i++) {
+      if (Number(arr[i]) !== first) {
+        throw new XrayError('TIFF_UNSUPPORTED_BITS', `samples have different bit depths (${Array.from(arr).join(',')})`);
+      }
+    }
+    return first;
+  }
+  throw new XrayError('TIFF_BAD_TAG', `unexpected tag value ${String(value)}`);
+}
+
+function numbers(value: unknown): number[] {
+  if (value === undefined) return [];
+  if (typeof value === 'number' || typeof value === 'bigint') return [Number(value)];
+  if (ArrayBuffer.isView(value) || Array.isArray(value)) return Array.from(value as ArrayLike<number | bigint>, Number);
+  throw new XrayError('TIFF_BAD_TAG', `unexpected tag value ${String(value)}`);
+}
+
+interface BlockLayout {
+  kind: 'strip' | 'tile';
+  blockWidth: number;
+  blockHeight: number;
+  across: number;
+  offsets: number[];
+  byteCounts: number[];
+}
+
+function blockLayout(dir: Directory, width: number, height: number): BlockLayout {
+  if (dir.has('TileOffsets')) {
+    const tw = scalar(dir.get('TileWidth'));
+    const th = scalar(dir.get('TileLength'));
+    if (!tw || !th) throw new XrayError('TIFF_BAD_TAG', 'tiled image without TileWidth/TileLength');
+    if (tw * th > 64 * 1024 * 1024) throw new XrayError('TIFF_BAD_TAG', `tile ${tw}×${th} is implausibly large`);
+    return {
+      kind: 'tile', blockWidth: tw, blockHeight: th, across: Math.ceil(width / tw),
+      offsets: numbers(dir.get('TileOffsets')), byteCounts: numbers(dir.get('TileByteCounts')),
+    };
+  }
+  if (!dir.has('StripOffsets')) throw new XrayError('TIFF_BAD_TAG', 'neither StripOffsets nor TileOffsets is present');
+  if (!dir.has('StripByteCounts')) throw new XrayError('TIFF_BAD_TAG', 'StripByteCounts is missing');
+  const rowsPerStrip = Math.min(scalar(dir.get('RowsPerStrip')) ?? height, height);
+  if (rowsPerStrip === 0) throw new XrayError('TIFF_BAD_TAG', 'RowsPerStrip is 0');
+  return {
+    kind: 'strip', blockWidth: width, blockHeight: rowsPerStrip, across: 1,
+    offsets: numbers(dir.get('StripOffsets')), byteCounts: numbers(dir.get('StripByteCounts')),
+  };
+}
+
+const NATIVE_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** The first `count` samples of a decoded block as native-order uint16 (a copy we may modify). */
+function toNativeU16(bytes: Uint8Array, count: number, fileLittleEndian: boolean): Uint16Array {
+  const out = new Uint16Array(count);
+  new Uint8Array(out.buffer).set(bytes.subarray(0, count * 2));
+  if (fileLittleEndian !== NATIVE_LE) {
+    for (let i = 0; i < count; i++) {
+      const v = out[i];
+      out[i] = ((v & 0xff) << 8) | (v >>> 8);
+    }
+  }
+  return out;
+}
+
+function undoHorizontalPredictor(block: Uint16Array, width: number, rows: number): void {
+  for (let r = 0; r < rows; r++) {
+    let acc = block[r * width];
+    for (let i = r * width + 1, end = (r + 1) * width; i < end; i++) {
+      acc = (acc + block[i]) & 0xffff;
+      block[i] = acc;
+    }
+  }
+}
