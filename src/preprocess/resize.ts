@@ -24,7 +24,12 @@ export interface ResizePlan {
   beta: Int16Array; // two weights per destination row
 }
 
-function axis(src: number, dst: number): { ofs: Int32Array; weights: Int16Array } {
+/**
+ * Source index and weights per destination index. Columns clamp index and weight at the edges;
+ * rows keep OpenCV's unclamped weights and clamp only the rows they read (the two differ in
+ * rounding where an upscale reaches past the first or last row).
+ */
+function axis(src: number, dst: number, clampWeights: boolean): { ofs: Int32Array; weights: Int16Array } {
   const scale = 1 / (dst / src); // OpenCV: scale_x = 1./inv_scale_x, inv_scale_x = dst/src
   const ofs = new Int32Array(dst);
   const weights = new Int16Array(dst * 2);
@@ -32,11 +37,11 @@ function axis(src: number, dst: number): { ofs: Int32Array; weights: Int16Array 
     let f = Math.fround((d + 0.5) * scale - 0.5);
     let s = Math.floor(f);
     f = Math.fround(f - s);
-    if (s < 0) {
+    if (clampWeights && s < 0) {
       f = 0;
       s = 0;
     }
-    if (s >= src - 1) {
+    if (clampWeights && s >= src - 1) {
       f = 0;
       s = src - 1;
     }
@@ -55,8 +60,8 @@ function saturateShort(v: number): number {
 }
 
 export function planResize(srcWidth: number, srcHeight: number, dstWidth: number, dstHeight: number): ResizePlan {
-  const x = axis(srcWidth, dstWidth);
-  const y = axis(srcHeight, dstHeight);
+  const x = axis(srcWidth, dstWidth, true);
+  const y = axis(srcHeight, dstHeight, false);
   return {
     srcWidth, srcHeight, dstWidth, dstHeight,
     area2x: srcWidth === dstWidth * 2 && srcHeight === dstHeight * 2,
@@ -87,8 +92,8 @@ export function resizeLinear(src: Uint8Array, plan: ResizePlan, out: Uint8Array 
     }
   };
   for (let dy = 0; dy < dh; dy++) {
-    const sy0 = yofs[dy];
-    const sy1 = Math.min(sy0 + 1, sh - 1);
+    const sy0 = Math.min(Math.max(yofs[dy], 0), sh - 1);
+    const sy1 = Math.min(Math.max(yofs[dy] + 1, 0), sh - 1);
     if (rowAIndex !== sy0) {
       if (rowBIndex === sy0) {
         [rowA, rowB] = [rowB, rowA];
