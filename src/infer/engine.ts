@@ -1,0 +1,107 @@
+import { Worker } from 'node:worker_threads';
+import { XrayError } from '../errors.js';
+import type { FromWorker, GraphContract, Provider, ToWorker } from './messages.js';
+
+export interface LoadResult {
+  provider: Provider;
+  warnings: string[];
+  warmupMs: number;
+}
+
+export interface InferResult {
+  output: Float32Array;
+  ms: number;
+}
+
+/**
+ * Main-thread handle on the inference worker. `load` creates the session (trying providers in
+ * order), checks the graph against the manifest and warms it up; `infer` transfers the input
+ * tensor's buffer to the worker (no copy) and resolves with the model's output.
+ */
+export class InferenceEngine {
+  private worker: Worker | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (r: InferResult) => void; reject: (e: Error) => void }>();
+  private loadWaiter: { resolve: (r: LoadResult) => void; reject: (e: Error) => void } | null = null;
+
+  async start(): Promise<void> {
+    if (this.worker) return;
+    const worker = new Worker(workerUrl());
+    worker.on('message', (message: FromWorker) => this.onMessage(message));
+    worker.on('error', (err) => this.failAll(new XrayError('INFER_WORKER_EXITED', `inference worker error: ${err.message}`)));
+    worker.on('exit', (code) => {
+      this.worker = null;
+      this.failAll(new XrayError('INFER_WORKER_EXITED', `inference worker exited with code ${code}`));
+    });
+    this.worker = worker;
+  }
+
+  async stop(): Promise<void> {
+    const worker = this.worker;
+    this.worker = null;
+    if (worker) await worker.terminate();
+  }
+
+  load(modelPath: string, providers: Provider[], graph: GraphContract, intraOpThreads?: number): Promise<LoadResult> {
+    const worker = this.requireWorker();
+    if (this.loadWaiter) return Promise.reject(new Error('a model load is already in progress'));
+    return new Promise((resolve, reject) => {
+      this.loadWaiter = { resolve, reject };
+      this.post(worker, { type: 'load', modelPath, providers, graph, intraOpThreads });
+    });
+  }
+
+  infer(input: Float32Array): Promise<InferResult> {
+    const worker = this.requireWorker();
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.post(worker, { type: 'run', id, input }, [input.buffer as ArrayBuffer]);
+    });
+  }
+
+  private post(worker: Worker, message: ToWorker, transfer: ArrayBuffer[] = []): void {
+    worker.postMessage(message, transfer);
+  }
+
+  private requireWorker(): Worker {
+    if (!this.worker) throw new XrayError('INFER_WORKER_EXITED', 'inference worker is not running');
+    return this.worker;
+  }
+
+  private onMessage(message: FromWorker): void {
+    switch (message.type) {
+      case 'loaded':
+        this.loadWaiter?.resolve({ provider: message.provider, warnings: message.warnings, warmupMs: message.warmupMs });
+        this.loadWaiter = null;
+        break;
+      case 'load-failed':
+        this.loadWaiter?.reject(new XrayError(message.code, message.message));
+        this.loadWaiter = null;
+        break;
+      case 'result':
+        this.pending.get(message.id)?.resolve({ output: message.output, ms: message.ms });
+        this.pending.delete(message.id);
+        break;
+      case 'run-failed':
+        this.pending.get(message.id)?.reject(new XrayError('INFER_FAILED', message.message));
+        this.pending.delete(message.id);
+        break;
+      case 'pong':
+        break;
+    }
+  }
+
+  private failAll(error: Error): void {
+    for (const p of this.pending.values()) p.reject(error);
+    this.pending.clear();
+    this.loadWaiter?.reject(error);
+    this.loadWaiter = null;
+  }
+}
+
+/** The compiled worker: beside this file in dist/, or dist/ when this file runs from src/ (tests). */
+function workerUrl(): URL {
+  const here = import.meta.url;
+  return here.endsWith('.ts') ? new URL('../../dist/infer/worker.js', here) : new URL('./worker.js', here);
+}

@@ -1,0 +1,25 @@
+/** Typed messages between the main thread and the inference worker. */
+
+export const PROVIDERS = ['tensorrt', 'cuda', 'cpu'] as const;
+export type Provider = (typeof PROVIDERS)[number];
+
+export interface GraphContract {
+  inputName: string;
+  outputName: string;
+  height: number;
+  width: number;
+  /** The output must have more entries than this index. */
+  abnormalIndex: number;
+}
+
+export type ToWorker =
+  | { type: 'load'; modelPath: string; providers: Provider[]; graph: GraphContract; intraOpThreads?: number }
+  | { type: 'run'; id: number; input: Float32Array }
+  | { type: 'ping'; id: number };
+
+export type FromWorker =
+  | { type: 'loaded'; provider: Provider; warnings: string[]; warmupMs: number }
+  | { type: 'load-failed'; code: 'MODEL_LOAD_FAILED' | 'MODEL_GRAPH_MISMATCH'; message: string; warnings: string[] }
+  | { type: 'result'; id: number; output: Float32Array; ms: number }
+  | { type: 'run-failed'; id: number; message: string }
+  | { type: 'pong'; id: number };

@@ -1,0 +1,107 @@
+import { parentPort } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import type { FromWorker, GraphContract, Provider, ToWorker } from './messages.js';
+
+/**
+ * The inference worker: owns one ONNX Runtime session. `session.run` is a synchronous native call
+ * that would block the daemon's event loop for the whole inference; here it blocks only this thread.
+ */
+
+if (!parentPort) throw new Error('worker.ts must run as a worker thread');
+const port = parentPort;
+let session: ort.InferenceSession | null = null;
+let graph: GraphContract | null = null;
+
+const send = (message: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
+
+function checkGraph(s: ort.InferenceSession, g: GraphContract): string | null {
+  const input = s.inputMetadata.find((m) => m.name === g.inputName);
+  if (!input) return `input.name: graph has no input '${g.inputName}' (it has ${s.inputNames.join(', ')})`;
+  if (s.inputNames.length !== 1) return `input: graph has ${s.inputNames.length} inputs, expected 1`;
+  if (input.isTensor) {
+    if (input.type !== 'float32') return `input: graph input is ${input.type}, expected float32`;
+    const want = [1, 3, g.height, g.width];
+    const fields = ['batch', 'channels', 'input.height', 'input.width'];
+    if (input.shape.length !== 4) return `input: graph input has rank ${input.shape.length}, expected 4 (NCHW)`;
+    for (let i = 0; i < 4; i++) {
+      const dim = input.shape[i];
+      if (typeof dim === 'number' && dim >= 0 && dim !== want[i]) {
+        return `${fields[i]}: graph input dimension ${i} is ${dim}, manifest expects ${want[i]}`;
+      }
+    }
+  }
+  const output = s.outputMetadata.find((m) => m.name === g.outputName);
+  if (!output) return `output.name: graph has no output '${g.outputName}' (it has ${s.outputNames.join(', ')})`;
+  if (output.isTensor) {
+    const last = output.shape[output.shape.length - 1];
+    if (typeof last === 'number' && last >= 0 && last <= g.abnormalIndex) {
+      return `output.abnormal_index: ${g.abnormalIndex} is outside the graph output's ${last} classes`;
+    }
+  }
+  return null;
+}
+
+async function load(message: Extract<ToWorker, { type: 'load' }>): Promise<void> {
+  const warnings: string[] = [];
+  for (const provider of message.providers) {
+    let candidate: ort.InferenceSession;
+    try {
+      candidate = await ort.InferenceSession.create(message.modelPath, {
+        executionProviders: [provider],
+        graphOptimizationLevel: 'all',
+        ...(message.intraOpThreads ? { intraOpNumThreads: message.intraOpThreads } : {}),
+      });
+    } catch (err) {
+      warnings.push(`provider ${provider} could not load the model: ${(err as Error).message.split('\n')[0]}`);
+      continue;
+    }
+    const mismatch = checkGraph(candidate, message.graph);
+    if (mismatch) {
+      await candidate.release();
+      send({ type: 'load-failed', code: 'MODEL_GRAPH_MISMATCH', message: mismatch, warnings });
+      return;
+    }
+    const started = performance.now();
+    try {
+      const warm = new Float32Array(3 * message.graph.height * message.graph.width);
+      await candidate.run({ [message.graph.inputName]: new ort.Tensor('float32', warm, [1, 3, message.graph.height, message.graph.width]) });
+    } catch (err) {
+      await candidate.release();
+      warnings.push(`provider ${provider} failed its warm-up run: ${(err as Error).message.split('\n')[0]}`);
+      continue;
+    }
+    if (session) await session.release();
+    session = candidate;
+    graph = message.graph;
+    send({ type: 'loaded', provider: provider as Provider, warnings, warmupMs: performance.now() - started });
+    return;
+  }
+  send({ type: 'load-failed', code: 'MODEL_LOAD_FAILED', message: warnings.join('; ') || 'no execution provider configured', warnings });
+}
+
+async function run(message: Extract<ToWorker, { type: 'run' }>): Promise<void> {
+  if (!session || !graph) {
+    send({ type: 'run-failed', id: message.id, message: 'no model loaded' });
+    return;
+  }
+  const started = performance.now();
+  try {
+    const feeds = { [graph.inputName]: new ort.Tensor('float32', message.input, [1, 3, graph.height, graph.width]) };
+    const result = await session.run(feeds, [graph.outputName]);
+    const data = result[graph.outputName].data;
+    const output = data instanceof Float32Array ? data.slice() : Float32Array.from(data as ArrayLike<number>);
+    send({ type: 'result', id: message.id, output, ms: performance.now() - started }, [output.buffer as ArrayBuffer]);
+  } catch (err) {
+    send({ type: 'run-failed', id: message.id, message: (err as Error).message.split('\n')[0] });
+  }
+}
+
+// Messages are handled one at a time, in order: a load never overlaps a run.
+let queue: Promise<void> = Promise.resolve();
+port.on('message', (message: ToWorker) => {
+  queue = queue.then(async () => {
+    if (message.type === 'load') await load(message);
+    else if (message.type === 'run') await run(message);
+    else send({ type: 'pong', id: message.id });
+  });
+});

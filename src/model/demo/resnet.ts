@@ -1,0 +1,121 @@
+import onnxProto from 'onnx-proto';
+import { prng } from '../../tools/random.js';
+
+const { onnx } = onnxProto;
+
+/**
+ * The paper's architecture as an ONNX graph built by our own code: ResNet-34 (batch-norm folded
+ * into the convolutions), its fc 1000, then FC 512, FC 256, FC 2 and a softmax ("probs").
+ * Weights are deterministic pseudo-random numbers from a seed: the graph is real, the model is
+ * untrained. `width` scales the channel counts (64 for the real network; 4 keeps tests fast).
+ */
+
+export interface ResNetOptions {
+  height: number;
+  width: number;
+  baseChannels: number;
+  seed: number;
+  inputName?: string;
+  outputName?: string;
+  /** 'softmax' appends a Softmax node; 'logits' exposes the last Gemm's output. */
+  outputKind?: 'softmax' | 'logits';
+}
+
+const STAGES: Array<[blocks: number, widthFactor: number, stride: number]> = [[3, 1, 1], [4, 2, 2], [6, 4, 2], [3, 8, 2]];
+
+export function buildResNet34(options: ResNetOptions): Uint8Array {
+  const rand = prng(options.seed);
+  const inputName = options.inputName ?? 'input';
+  const outputName = options.outputName ?? 'probs';
+  const nodes: onnxProto.onnx.INodeProto[] = [];
+  const initializers: onnxProto.onnx.ITensorProto[] = [];
+  let counter = 0;
+  const fresh = (prefix: string): string => `${prefix}_${counter++}`;
+
+  const tensor = (name: string, dims: number[], scale: number, bias = false): string => {
+    const n = dims.reduce((a, b) => a * b, 1);
+    const values = new Float32Array(n);
+    for (let i = 0; i < n; i++) values[i] = bias ? (rand() - 0.5) * scale : (rand() * 2 - 1) * scale;
+    initializers.push({ name, dims, dataType: onnx.TensorProto.DataType.FLOAT, rawData: new Uint8Array(values.buffer) });
+    return name;
+  };
+
+  const conv = (x: string, cin: number, cout: number, k: number, stride: number, gain = 1): string => {
+    const name = fresh('conv');
+    const w = tensor(`${name}.weight`, [cout, cin, k, k], gain * Math.sqrt(6 / (cin * k * k)));
+    const b = tensor(`${name}.bias`, [cout], 0.1, true); // folded batch-norm shift
+    const y = `${name}.out`;
+    const pad = Math.floor(k / 2);
+    nodes.push({
+      opType: 'Conv', name, input: [x, w, b], output: [y],
+      attribute: [
+        { name: 'kernel_shape', type: onnx.AttributeProto.AttributeType.INTS, ints: [k, k] },
+        { name: 'strides', type: onnx.AttributeProto.AttributeType.INTS, ints: [stride, stride] },
+        { name: 'pads', type: onnx.AttributeProto.AttributeType.INTS, ints: [pad, pad, pad, pad] },
+      ],
+    });
+    return y;
+  };
+  const op = (opType: string, inputs: string[], attribute: onnxProto.onnx.IAttributeProto[] = []): string => {
+    const name = fresh(opType.toLowerCase());
+    const y = `${name}.out`;
+    nodes.push({ opType, name, input: inputs, output: [y], attribute });
+    return y;
+  };
+  const relu = (x: string): string => op('Relu', [x]);
+  const gemm = (x: string, fin: number, fout: number, gain = 1): string => {
+    const name = fresh('fc');
+    const w = tensor(`${name}.weight`, [fout, fin], gain * Math.sqrt(6 / fin));
+    const b = tensor(`${name}.bias`, [fout], 0.1, true);
+    return op('Gemm', [x, w, b], [{ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 }]);
+  };
+
+  const c0 = options.baseChannels;
+  let x = relu(conv(inputName, 3, c0, 7, 2));
+  x = op('MaxPool', [x], [
+    { name: 'kernel_shape', type: onnx.AttributeProto.AttributeType.INTS, ints: [3, 3] },
+    { name: 'strides', type: onnx.AttributeProto.AttributeType.INTS, ints: [2, 2] },
+    { name: 'pads', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 1, 1, 1] },
+  ]);
+  let channels = c0;
+  for (const [blocks, factor, firstStride] of STAGES) {
+    const cout = c0 * factor;
+    for (let b = 0; b < blocks; b++) {
+      const stride = b === 0 ? firstStride : 1;
+      const y = conv(relu(conv(x, channels, cout, 3, stride)), cout, cout, 3, 1, 0.3);
+      const shortcut = stride !== 1 || channels !== cout ? conv(x, channels, cout, 1, stride) : x;
+      x = relu(op('Add', [y, shortcut]));
+      channels = cout;
+    }
+  }
+  x = op('Flatten', [op('GlobalAveragePool', [x])], [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }]);
+  x = gemm(x, channels, 1000); // ResNet-34's own fc
+  x = relu(gemm(x, 1000, 512));
+  x = relu(gemm(x, 512, 256));
+  const logits = gemm(x, 256, 2, 0.2);
+  if (options.outputKind !== 'logits') {
+    op('Softmax', [logits], [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }]);
+  }
+  // The last node (softmax, or the final Gemm for logits) produces the public output.
+  nodes[nodes.length - 1].output = [outputName];
+
+  const valueInfo = (name: string, dims: number[]): onnxProto.onnx.IValueInfoProto => ({
+    name,
+    type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
+  });
+  const model = onnx.ModelProto.create({
+    irVersion: 7,
+    opsetImport: [{ domain: '', version: 13 }],
+    producerName: 'xray-qc',
+    producerVersion: '1',
+    docString: 'ResNet-34 + FC 512/256/2 with deterministic untrained weights (xray-qc demo model)',
+    graph: {
+      name: 'electrode_resnet34',
+      node: nodes,
+      initializer: initializers,
+      input: [valueInfo(inputName, [1, 3, options.height, options.width])],
+      output: [valueInfo(outputName, [1, 2])],
+    },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}

@@ -1,0 +1,71 @@
+import { copyFile, mkdir, rename, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Conversion } from '../convert/conversion.js';
+import { parseManifest, type Manifest } from './manifest.js';
+import { sha256File } from './bundle.js';
+
+export interface PackOptions {
+  onnx: string;
+  out: string;
+  name: string;
+  version: number;
+  conversion: Conversion;
+  bounds: { min: number; max: number } | null;
+  threshold: number;
+  reviewBand: [number, number] | null;
+  inputName: string;
+  outputName: string;
+  outputKind: 'softmax' | 'logits';
+  abnormalIndex: number;
+  height: number;
+  width: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  untrained?: boolean;
+  description?: string;
+  metrics?: Record<string, unknown>;
+  createdAt?: string;
+}
+
+/**
+ * Writes a bundle: model.onnx copied in, its sha256 and size listed, manifest.json validated
+ * against the schema. The manifest is written last (via a rename), so a half-written bundle never
+ * has one. Checking the graph against the manifest is the caller's (it needs ONNX Runtime).
+ */
+export async function packBundle(o: PackOptions): Promise<{ dir: string; manifest: Manifest }> {
+  const dir = resolve(o.out);
+  await mkdir(dir, { recursive: true });
+  const modelPath = join(dir, 'model.onnx');
+  if (resolve(o.onnx) !== modelPath) await copyFile(o.onnx, modelPath);
+  const manifest = parseManifest({
+    schema: 1,
+    name: o.name,
+    version: o.version,
+    created_at: o.createdAt ?? new Date().toISOString(),
+    ...(o.description ? { description: o.description } : {}),
+    ...(o.untrained ? { untrained: true } : {}),
+    files: { 'model.onnx': { sha256: await sha256File(modelPath), bytes: (await stat(modelPath)).size } },
+    input: { name: o.inputName, height: o.height, width: o.width },
+    output: { name: o.outputName, kind: o.outputKind, abnormal_index: o.abnormalIndex },
+    preprocess: { conversion: o.conversion, bounds: o.bounds, mean: o.mean, std: o.std },
+    decision: { threshold: o.threshold, review_band: o.reviewBand },
+    metrics: o.metrics ?? {},
+  }, `${dir}/manifest.json`);
+  const tmp = join(dir, `.manifest.json.${process.pid}.tmp`);
+  await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
+  await rename(tmp, join(dir, 'manifest.json'));
+  return { dir, manifest };
+}
+
+export const PACK_DEFAULTS = {
+  conversion: 'global' as Conversion,
+  threshold: 0.5,
+  inputName: 'input',
+  outputName: 'probs',
+  outputKind: 'softmax' as const,
+  abnormalIndex: 1,
+  height: 2000,
+  width: 1000,
+  mean: [0.485, 0.456, 0.406] as [number, number, number],
+  std: [0.229, 0.224, 0.225] as [number, number, number],
+};
