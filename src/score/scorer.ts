@@ -1,11 +1,12 @@
 import { basename } from 'node:path';
 import { decide, abnormalProbability, type Reason } from '../decide/verdict.js';
-import { decodeTiffFile, type DecodeOptions, type Gray16Image } from '../decode/tiff.js';
+import { decodeTiffFile, type DecodeOptions } from '../decode/tiff.js';
 import { XrayError, toXrayError, type ErrorCode } from '../errors.js';
 import { InferenceEngine, type LoadResult } from '../infer/engine.js';
 import type { Provider } from '../infer/messages.js';
 import { loadBundle, resolveBundleDir, type Bundle } from '../model/bundle.js';
-import { Preprocessor, type Preprocessed } from '../preprocess/preprocessor.js';
+import type { Manifest } from '../model/manifest.js';
+import { Preprocessor } from '../preprocess/preprocessor.js';
 
 export interface ModelRef {
   name: string;
@@ -50,6 +51,17 @@ export interface ScorerOptions {
   intraOpThreads?: number;
 }
 
+export function preprocessorFor(m: Manifest): Preprocessor {
+  return new Preprocessor({
+    height: m.input.height,
+    width: m.input.width,
+    conversion: m.preprocess.conversion,
+    bounds: m.preprocess.bounds,
+    mean: m.preprocess.mean,
+    std: m.preprocess.std,
+  });
+}
+
 const round = (ms: number): number => Math.round(ms * 100) / 100;
 
 /**
@@ -68,15 +80,7 @@ export class Scorer {
     this.engine = engine;
     this.load = load;
     this.options = options;
-    const m = bundle.manifest;
-    this.preprocessor = new Preprocessor({
-      height: m.input.height,
-      width: m.input.width,
-      conversion: m.preprocess.conversion,
-      bounds: m.preprocess.bounds,
-      mean: m.preprocess.mean,
-      std: m.preprocess.std,
-    });
+    this.preprocessor = preprocessorFor(bundle.manifest);
   }
 
   /** Opens a bundle or a model repository, verifies it and loads it into a warmed-up session. */
@@ -104,10 +108,6 @@ export class Scorer {
 
   async close(): Promise<void> {
     await this.engine.stop();
-  }
-
-  preprocess(image: Gray16Image): Preprocessed {
-    return this.preprocessor.run(image);
   }
 
   async scoreFile(file: string): Promise<ScoreResult> {

@@ -1,0 +1,40 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { XrayError } from '../errors.js';
+import { registerDemo } from './demo.js';
+import { registerModel } from './model.js';
+import { registerScoring } from './score.js';
+import { registerTools } from './tools.js';
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('xray-qc')
+    .description('inline X-ray quality control for fuel-cell electrodes')
+    .version(packageVersion())
+    .exitOverride();
+  registerScoring(program);
+  registerTools(program);
+  registerModel(program);
+  registerDemo(program);
+  return program;
+}
+
+/** Runs the CLI; resolves with the exit status. Coded errors print `CODE: message`. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof XrayError) {
+      process.stderr.write(`xray-qc: ${err.code}: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}

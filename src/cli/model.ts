@@ -1,0 +1,68 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { CONVERSIONS, type Conversion } from '../convert/conversion.js';
+import { XrayError } from '../errors.js';
+import { defaultDemoDir, ensureDemoModel } from '../model/demo/demo-model.js';
+import { packBundle, PACK_DEFAULTS } from '../model/pack.js';
+import { Scorer } from '../score/scorer.js';
+import { parseChoice, parseNumber, parseNumberList } from './options.js';
+
+interface PackCli {
+  onnx: string; out: string; name: string; version: number; conversion: Conversion; bounds?: number[];
+  threshold: number; reviewBand?: number[]; inputName: string; outputName: string; outputKind: 'softmax' | 'logits';
+  abnormalIndex: number; height: number; width: number; mean: number[]; std: number[]; verify: boolean;
+}
+
+export function registerModel(program: Command): void {
+  const model = program.command('model').description('model bundles: pack, demo');
+
+  model
+    .command('pack')
+    .description('write a bundle (model.onnx + manifest.json) from an ONNX file, e.g. one exported by torch.onnx.export')
+    .requiredOption('--onnx <file>', 'the ONNX model')
+    .requiredOption('--out <dir>', 'the bundle directory to write')
+    .requiredOption('--name <name>', 'model name')
+    .requiredOption('--version <n>', 'positive integer, grows with each release of this name', parseNumber(1, Number.MAX_SAFE_INTEGER, true))
+    .option('--conversion <method>', `16→8 bit conversion: ${CONVERSIONS.join('|')}`, parseChoice(CONVERSIONS), PACK_DEFAULTS.conversion)
+    .option('--bounds <min,max>', 'global bounds (from `xray-qc bounds`), required for global and mixed', parseNumberList(2))
+    .option('--threshold <t>', 'flag when p_abnormal ≥ t', parseNumber(0, 1), PACK_DEFAULTS.threshold)
+    .option('--review-band <lo,hi>', 'scores in [lo, hi) are flagged "uncertain" for a human', parseNumberList(2))
+    .option('--input-name <name>', 'graph input name', PACK_DEFAULTS.inputName)
+    .option('--output-name <name>', 'graph output name', PACK_DEFAULTS.outputName)
+    .option('--output-kind <kind>', 'softmax|logits', parseChoice(['softmax', 'logits'] as const), PACK_DEFAULTS.outputKind)
+    .option('--abnormal-index <i>', 'index of the abnormal class in the output', parseNumber(0, 1000, true), PACK_DEFAULTS.abnormalIndex)
+    .option('--height <px>', 'input height', parseNumber(1, 16384, true), PACK_DEFAULTS.height)
+    .option('--width <px>', 'input width', parseNumber(1, 16384, true), PACK_DEFAULTS.width)
+    .option('--mean <a,b,c>', 'per-channel mean', parseNumberList(3), PACK_DEFAULTS.mean)
+    .option('--std <a,b,c>', 'per-channel std', parseNumberList(3), PACK_DEFAULTS.std)
+    .option('--no-verify', 'skip loading the graph in ONNX Runtime to check names and shapes')
+    .action(async (o: PackCli) => {
+      if ((o.conversion === 'global' || o.conversion === 'mixed') && !o.bounds) {
+        throw new XrayError('PACK_INVALID_ARGUMENT', `--bounds is required for the ${o.conversion} conversion`);
+      }
+      const { dir, manifest } = await packBundle({
+        ...o,
+        bounds: o.bounds ? { min: o.bounds[0], max: o.bounds[1] } : null,
+        reviewBand: o.reviewBand ? [o.reviewBand[0], o.reviewBand[1]] : null,
+        mean: o.mean as [number, number, number],
+        std: o.std as [number, number, number],
+      });
+      if (o.verify) {
+        // Loads the graph, checks input/output names and shapes against the manifest, warms up.
+        const scorer = await Scorer.open(dir);
+        await scorer.close();
+      }
+      process.stdout.write(`${JSON.stringify({ bundle: dir, name: manifest.name, version: manifest.version, sha256: manifest.files['model.onnx'].sha256, verified: o.verify })}\n`);
+    });
+
+  model
+    .command('demo')
+    .description('generate the untrained demo model (ResNet-34 + FC 512/256/2, seeded weights) if missing')
+    .option('--out <dir>', 'bundle directory', undefined)
+    .option('--tiny', 'the narrow 128×64 variant used by tests')
+    .action(async (o: { out?: string; tiny?: boolean }) => {
+      const variant = o.tiny ? 'tiny' : 'full';
+      const dir = await ensureDemoModel(resolve(o.out ?? defaultDemoDir(variant)), variant);
+      process.stdout.write(`${dir}\n`);
+    });
+}
