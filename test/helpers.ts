@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -34,4 +34,21 @@ export function makeKit(dir: string, opts: { width?: number; height?: number; se
 
 export function readNpy(path: string): { data: Float32Array | Uint16Array | Uint8Array; shape: number[] } {
   return decodeNpy(readFileSync(path));
+}
+
+export const CLI = join(ROOT, 'bin/xray-qc.js');
+
+export interface CliResult { code: number; stdout: string; stderr: string }
+
+/** Runs the built CLI (`npm test` builds dist/ first) as a user would. */
+export function cli(args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): CliResult {
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8', timeout: options.timeoutMs ?? 300_000, maxBuffer: 1 << 28, env: { ...process.env, ...options.env },
+  });
+  if (r.error) throw r.error;
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function jsonLines<T = Record<string, unknown>>(text: string): T[] {
+  return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as T);
 }

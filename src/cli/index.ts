@@ -15,6 +15,7 @@ export function buildProgram(): Command {
   const program = new Command('xray-qc')
     .description('inline X-ray quality control for fuel-cell electrodes')
     .version(packageVersion())
+    .enablePositionalOptions()
     .exitOverride();
   registerScoring(program);
   registerTools(program);
