@@ -9,6 +9,9 @@ import argparse, json, os, subprocess, sys
 import numpy as np
 import tifffile, cv2
 
+# Debian's ImageMagick; a `convert` earlier on PATH may be a wrapper.
+CONVERT = '/usr/bin/convert' if os.path.exists('/usr/bin/convert') else 'convert'
+
 
 def electrode(w, h, rng):
     """A non-trivial electrode-like image: coating 1700-2800 with texture, bright border, defects."""
@@ -85,7 +88,7 @@ def main():
         ('im_tiled_lzw.tif', ['-compress', 'LZW', '-define', 'tiff:tile-geometry=64x64']),
     ]
     for name, opts in im:
-        subprocess.run(['convert', pgm, '-depth', '16', '-colorspace', 'Gray', '-type', 'Grayscale',
+        subprocess.run([CONVERT, pgm, '-depth', '16', '-colorspace', 'Gray', '-type', 'Grayscale',
                         '-define', 'quantum:format=unsigned', *opts, p(name)], check=True)
         add(name, 'imagemagick', ' '.join(opts))
     os.remove(pgm)
