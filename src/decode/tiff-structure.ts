@@ -67,9 +67,11 @@ function checkDirectory(view: DataView, offset: number, le: boolean, big: boolea
   const countBytes = big ? 8 : 2;
   const entryBytes = big ? 20 : 12;
   const inlineBytes = big ? 8 : 4;
+  // A region that starts past the end, or is larger than the whole file, is a bad offset or
+  // count; one that starts inside and runs past the end is a truncated file.
   const outOfFile = (what: string, at: number, need: number): XrayError =>
-    at >= size
-      ? new XrayError('TIFF_BAD_OFFSET', `${what} at offset ${at} lies beyond the end of the ${size}-byte file`)
+    at >= size || need > size
+      ? new XrayError('TIFF_BAD_OFFSET', `${what} at offset ${at} (${need} bytes) lies beyond the end of the ${size}-byte file`)
       : new XrayError('TIFF_TRUNCATED', `${what} at offset ${at} needs ${need} bytes, the file ends after ${size - at}`);
 
   if (offset + countBytes > size) throw outOfFile('image directory', offset, countBytes);

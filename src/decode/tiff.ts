@@ -29,9 +29,12 @@ export async function decodeTiffFile(path: string, options: DecodeOptions = {}):
   try {
     const info = await stat(path);
     if (!info.isFile()) throw new Error(`${path} is not a regular file`);
+    // Even uncompressed, a file within the pixel limit is no larger than this: refuse before reading.
+    const limit = (options.maxPixels ?? DEFAULT_MAX_PIXELS) * 2 + 64 * 1024 * 1024;
+    if (info.size > limit) throw new XrayError('TIFF_TOO_LARGE', `file is ${info.size} bytes, more than ${limit} for the pixel limit`);
     bytes = await readFile(path);
   } catch (err) {
-    throw new XrayError('FILE_UNREADABLE', (err as Error).message);
+    throw toXrayError(err, 'FILE_UNREADABLE');
   }
   return decodeTiff(bytes, options);
 }
