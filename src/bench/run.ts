@@ -1,0 +1,94 @@
+import { cpus, totalmem } from 'node:os';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { decodeTiffFile } from '../decode/tiff.js';
+import { InferenceEngine } from '../infer/engine.js';
+import { loadBundle } from '../model/bundle.js';
+import { defaultDemoDir, ensureDemoModel } from '../model/demo/demo-model.js';
+import { preprocessorFor } from '../score/scorer.js';
+import { synthElectrode } from '../tools/synth.js';
+import { encodeTiff16, type WriteOptions } from '../tools/tiff-writer.js';
+
+/**
+ * `npm run bench [-- --runs N] [-- --no-infer]`: per-stage medians on synthetic 1145×2072
+ * captures for each encoding, with the full-size demo model, beside a bare `session.run` on the
+ * same tensor in this process. Compare ratios within one run: this machine is shared and noisy.
+ */
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const fmt = (ms: number): string => ms.toFixed(1);
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const runs = Number(args[args.indexOf('--runs') + 1]) || 7;
+  const withInfer = !args.includes('--no-infer');
+  const dir = await mkdtemp(join(tmpdir(), 'xray-qc-bench-'));
+  const bundle = await loadBundle(await ensureDemoModel(defaultDemoDir()));
+  const pre = preprocessorFor(bundle.manifest);
+  const img = synthElectrode(42, 'smudge', { width: 1145, height: 2072 });
+  const encodings: Array<[string, WriteOptions]> = [
+    ['uncompressed', { compression: 'none' }],
+    ['LZW', { compression: 'lzw' }],
+    ['deflate', { compression: 'deflate' }],
+    ['deflate + predictor', { compression: 'deflate', predictor: true }],
+  ];
+  console.log(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+  console.log(`capture 1145×2072 → model input ${bundle.manifest.input.height}×${bundle.manifest.input.width}, conversion ${bundle.manifest.preprocess.conversion}, ${runs} runs, medians in ms\n`);
+  console.log('| encoding | file MB | decode | convert + resize + normalise | decode + preprocess |');
+  console.log('|---|---|---|---|---|');
+  let tensor: Float32Array | null = null;
+  for (const [name, options] of encodings) {
+    const file = join(dir, `${name.replace(/\W+/g, '_')}.tif`);
+    const bytes = encodeTiff16(img.width, img.height, img.data, { rowsPerStrip: 16, ...options });
+    await writeFile(file, bytes);
+    const decode: number[] = [];
+    const prep: number[] = [];
+    for (let i = 0; i < runs + 1; i++) {
+      const t0 = performance.now();
+      const image = await decodeTiffFile(file);
+      const t1 = performance.now();
+      tensor = pre.run(image).tensor;
+      const t2 = performance.now();
+      if (i > 0) { decode.push(t1 - t0); prep.push(t2 - t1); } // the first run warms the JIT
+    }
+    console.log(`| ${name} | ${(bytes.length / 1e6).toFixed(1)} | ${fmt(median(decode))} | ${fmt(median(prep))} | ${fmt(median(decode) + median(prep))} |`);
+  }
+  if (withInfer && tensor) {
+    const m = bundle.manifest;
+    const shape = [1, 3, m.input.height, m.input.width];
+    const engine = new InferenceEngine();
+    await engine.start();
+    await engine.load(bundle.modelPath, ['cpu'], { inputName: m.input.name, outputName: m.output.name, height: m.input.height, width: m.input.width, abnormalIndex: m.output.abnormal_index });
+    const bare = await ort.InferenceSession.create(bundle.modelPath, { executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
+    await bare.run({ [m.input.name]: new ort.Tensor('float32', tensor.slice(), shape) });
+    const viaWorker: number[] = [];
+    const bareRun: number[] = [];
+    for (let i = 0; i < runs; i++) { // interleaved, so drift on a shared machine hits both alike
+      let t = performance.now();
+      await engine.infer(tensor.slice());
+      viaWorker.push(performance.now() - t);
+      const feeds = { [m.input.name]: new ort.Tensor('float32', tensor.slice(), shape) };
+      t = performance.now();
+      await bare.run(feeds);
+      bareRun.push(performance.now() - t);
+    }
+    await engine.stop();
+    await bare.release();
+    console.log('\n| inference (full ResNet-34 + head, fp32, CPU) | median ms |');
+    console.log('|---|---|');
+    console.log(`| bare session.run, main thread | ${fmt(median(bareRun))} |`);
+    console.log(`| xray-qc worker (transfer + run + return) | ${fmt(median(viaWorker))} |`);
+    console.log(`| ratio worker / bare | ${(median(viaWorker) / median(bareRun)).toFixed(3)} |`);
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
