@@ -1,0 +1,67 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { decodeTiffFile } from '../src/decode/tiff.js';
+import { percentiles16 } from '../src/convert/percentile.js';
+import { cli, pythonInline, tempDir } from './helpers.js';
+
+describe('xray-qc synth', () => {
+  it('writes electrode-like captures in the paper size range, labels.csv, deterministically', async () => {
+    const a = tempDir();
+    const b = tempDir();
+    for (const dir of [a, b]) {
+      const r = cli(['synth', '--out', dir, '--count', '4', '--seed', '11', '--abnormal-rate', '0.5', '--compression', 'lzw']);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const csv = readFileSync(join(a, 'labels.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toBe('file,label,anomaly,bundle');
+    expect(csv).toHaveLength(5);
+    for (const row of csv.slice(1)) {
+      const [file, label, anomaly, bundle] = row.split(',');
+      expect(readFileSync(join(a, file)).equals(readFileSync(join(b, file)))).toBe(true);
+      expect(label === 'normal' ? anomaly === '' : anomaly.length > 0).toBe(true);
+      expect(bundle).toMatch(/^B\d\d$/);
+      const img = await decodeTiffFile(join(a, file));
+      expect(img.width).toBeGreaterThanOrEqual(1119);
+      expect(img.width).toBeLessThanOrEqual(1219);
+      expect(img.height).toBeGreaterThanOrEqual(2053);
+      expect(img.height).toBeLessThanOrEqual(2115);
+      let inCoatingRange = 0;
+      for (const v of img.data) if (v >= 1700 && v <= 2800) inCoatingRange++;
+      expect(inCoatingRange / img.data.length).toBeGreaterThan(0.8); // coating mostly 1700–2800
+      const [p1, p99] = percentiles16(img.data, [1, 99]);
+      expect(p99 - p1).toBeGreaterThan(300); // textured, not flat
+      expect(img.data[0]).toBeGreaterThan(8000); // bright uncoated border
+    }
+    // libtiff (OpenCV) reads our LZW files too.
+    const shape = pythonInline('import cv2, sys; a = cv2.imread(sys.argv[1], cv2.IMREAD_UNCHANGED); print(a.dtype, a.shape)', [join(a, 'electrode_0001.tif')]);
+    expect(shape).toMatch(/^uint16 \(\d{4}, \d{4}\)/);
+  });
+});
+
+describe('xray-qc demo and preprocess --png (full-size demo model)', () => {
+  it('demo scores synthetic captures and a corrupt file, says the model is untrained, ends with a summary', () => {
+    const r = cli(['demo', '--count', '2'], { timeoutMs: 600_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/UNTRAINED/);
+    expect(lines.filter((l) => /electrode_000\d\.tif {2}(PASS|FLAG)/.test(l))).toHaveLength(2);
+    expect(lines.find((l) => l.startsWith('corrupt.tif'))).toMatch(/ERROR {2}TIFF_/);
+    expect(lines.at(-1)).toMatch(/^summary: \d pass, \d flag, 1 error/);
+  });
+
+  it('preprocess writes the 2000×1000 tensor and an 8-bit PNG of what the model saw', () => {
+    const dir = tempDir();
+    expect(cli(['synth', '--out', dir, '--count', '1']).code).toBe(0);
+    const r = cli(['preprocess', '--out', join(dir, 't.npy'), '--png', join(dir, 'v.png'), join(dir, 'electrode_0001.tif')]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = pythonInline(
+      `import numpy as np, cv2, sys
+t = np.load(sys.argv[1]); v = cv2.imread(sys.argv[2], cv2.IMREAD_UNCHANGED)
+back = np.round((t[0, 0] * 0.229 + 0.485) * 255).astype(np.uint8)
+print(t.dtype, t.shape, v.dtype, v.shape, int(np.abs(back.astype(int) - v.astype(int)).max()))`,
+      [join(dir, 't.npy'), join(dir, 'v.png')],
+    );
+    expect(out.trim()).toBe('float32 (1, 3, 2000, 1000) uint8 (2000, 1000) 0');
+  });
+});
