@@ -79,6 +79,8 @@ def main():
     im = [
         ('im_none.tif', ['-compress', 'None']),
         ('im_lzw.tif', ['-compress', 'LZW']),
+        ('im_lzw_nopred.tif', ['-compress', 'LZW', '-define', 'tiff:predictor=1']),
+        ('im_zip_nopred_msb.tif', ['-compress', 'Zip', '-define', 'tiff:predictor=1', '-define', 'tiff:endian=msb']),
         ('im_lzw_pred.tif', ['-compress', 'LZW', '-define', 'tiff:predictor=2']),
         ('im_zip.tif', ['-compress', 'Zip']),
         ('im_zip_pred_msb.tif', ['-compress', 'Zip', '-define', 'tiff:predictor=2', '-define', 'tiff:endian=msb']),
