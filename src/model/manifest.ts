@@ -52,10 +52,12 @@ export const ManifestSchema = z.strictObject({
 export type Manifest = z.infer<typeof ManifestSchema>;
 
 /** `path: message` lines for every schema problem. */
+export function issueLines(error: z.ZodError, prefix = ''): string[] {
+  return error.issues.map((issue) => `${[prefix, ...issue.path.map(String)].filter(Boolean).join('.') || '(root)'}: ${issue.message}`);
+}
+
 export function formatIssues(error: z.ZodError, prefix = ''): string {
-  return error.issues
-    .map((issue) => `${[prefix, ...issue.path.map(String)].filter(Boolean).join('.') || '(root)'}: ${issue.message}`)
-    .join('; ');
+  return issueLines(error, prefix).join('; ');
 }
 
 export function parseManifest(json: unknown, source = 'manifest.json'): Manifest {

@@ -1,0 +1,83 @@
+/**
+ * Numbered migrations (PRAGMA user_version). Users write SQL against `inspections`, so its column
+ * names are a public interface: add columns, never rename them. docs/database.md documents them.
+ */
+export const MIGRATIONS: string[] = [
+  // 1: the audit trail, the MQTT outbox, the durable capture queue, models and events
+  `
+  CREATE TABLE inspections (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,  -- strictly increasing, never reused
+    id             TEXT NOT NULL UNIQUE,               -- also in the MQTT payload
+    station_id     TEXT NOT NULL,
+    file_path      TEXT NOT NULL,
+    file_sha256    TEXT,                               -- null when the file could not be read
+    file_bytes     INTEGER,
+    file_mtime_ms  REAL,
+    width          INTEGER,
+    height         INTEGER,
+    captured_at    TEXT,                               -- file mtime, ISO-8601 UTC
+    scored_at      TEXT NOT NULL,
+    verdict        TEXT NOT NULL CHECK (verdict IN ('pass', 'flag', 'error')),
+    reason         TEXT NOT NULL,
+    p_abnormal     REAL,
+    threshold      REAL,
+    model_name     TEXT,
+    model_version  INTEGER,
+    model_sha256   TEXT,
+    conversion     TEXT,
+    bounds_min     REAL,
+    bounds_max     REAL,
+    local_min      REAL,
+    local_max      REAL,
+    decode_ms      REAL,
+    preprocess_ms  REAL,
+    infer_ms       REAL,
+    total_ms       REAL,
+    error_code     TEXT,
+    error_message  TEXT,
+    published_at   TEXT
+  );
+  CREATE UNIQUE INDEX inspections_capture ON inspections (file_path, file_sha256) WHERE file_sha256 IS NOT NULL;
+  CREATE INDEX inspections_file_stat ON inspections (file_path, file_bytes, file_mtime_ms);
+  CREATE INDEX inspections_scored_at ON inspections (scored_at);
+  CREATE INDEX inspections_verdict_scored_at ON inspections (verdict, scored_at);
+  CREATE INDEX inspections_model ON inspections (model_name, model_version, scored_at);
+  CREATE INDEX inspections_unpublished ON inspections (seq) WHERE published_at IS NULL;
+
+  CREATE TABLE outbox (
+    seq         INTEGER PRIMARY KEY REFERENCES inspections (seq),
+    topic       TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+  );
+
+  CREATE TABLE queue (
+    file_path    TEXT PRIMARY KEY,
+    file_bytes   INTEGER NOT NULL,
+    file_mtime_ms REAL NOT NULL,
+    enqueued_at  TEXT NOT NULL
+  );
+  CREATE INDEX queue_order ON queue (file_mtime_ms, file_path);
+
+  CREATE TABLE models (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    name            TEXT NOT NULL,
+    version         INTEGER NOT NULL,
+    sha256          TEXT NOT NULL,
+    dir             TEXT,
+    first_seen_at   TEXT NOT NULL,
+    activated_at    TEXT,
+    deactivated_at  TEXT,
+    UNIQUE (name, version, sha256)
+  );
+
+  CREATE TABLE events (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at       TEXT NOT NULL,
+    kind     TEXT NOT NULL,             -- start, stop, model, error, broker, ...
+    message  TEXT NOT NULL,
+    data     TEXT                       -- JSON, optional
+  );
+  CREATE INDEX events_at ON events (at);
+  `,
+];

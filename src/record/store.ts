@@ -1,0 +1,181 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from './database.js';
+
+/** One audit row, as the pipeline hands it over (`seq` and `id` are assigned on insert). */
+export interface InspectionInput {
+  station_id: string;
+  file_path: string;
+  file_sha256: string | null;
+  file_bytes: number | null;
+  file_mtime_ms: number | null;
+  width: number | null;
+  height: number | null;
+  captured_at: string | null;
+  scored_at: string;
+  verdict: 'pass' | 'flag' | 'error';
+  reason: string;
+  p_abnormal: number | null;
+  threshold: number | null;
+  model_name: string | null;
+  model_version: number | null;
+  model_sha256: string | null;
+  conversion: string | null;
+  bounds_min: number | null;
+  bounds_max: number | null;
+  local_min: number | null;
+  local_max: number | null;
+  decode_ms: number | null;
+  preprocess_ms: number | null;
+  infer_ms: number | null;
+  total_ms: number | null;
+  error_code: string | null;
+  error_message: string | null;
+}
+
+export interface VerdictMessage {
+  id: string;
+  seq: number;
+  station_id: string;
+  file: string;
+  captured_at: string | null;
+  scored_at: string;
+  verdict: 'pass' | 'flag' | 'error';
+  reason: string;
+  p_abnormal: number | null;
+  threshold: number | null;
+  model: { name: string; version: number; sha256: string } | null;
+  latency_ms: number | null;
+  error: { code: string; message: string } | null;
+}
+
+export interface OutboxRow { seq: number; topic: string; payload: string }
+export interface QueueRow { file_path: string; file_bytes: number; file_mtime_ms: number }
+
+const COLUMNS = [
+  'id', 'station_id', 'file_path', 'file_sha256', 'file_bytes', 'file_mtime_ms', 'width', 'height', 'captured_at', 'scored_at',
+  'verdict', 'reason', 'p_abnormal', 'threshold', 'model_name', 'model_version', 'model_sha256', 'conversion', 'bounds_min',
+  'bounds_max', 'local_min', 'local_max', 'decode_ms', 'preprocess_ms', 'infer_ms', 'total_ms', 'error_code', 'error_message',
+];
+
+export function verdictMessage(row: InspectionInput & { id: string; seq: number }): VerdictMessage {
+  return {
+    id: row.id,
+    seq: row.seq,
+    station_id: row.station_id,
+    file: row.file_path,
+    captured_at: row.captured_at,
+    scored_at: row.scored_at,
+    verdict: row.verdict,
+    reason: row.reason,
+    p_abnormal: row.p_abnormal,
+    threshold: row.threshold,
+    model: row.model_name && row.model_version !== null && row.model_sha256
+      ? { name: row.model_name, version: row.model_version, sha256: row.model_sha256 } : null,
+    latency_ms: row.total_ms,
+    error: row.error_code ? { code: row.error_code, message: row.error_message ?? '' } : null,
+  };
+}
+
+/** Every statement the daemon runs against the audit database, prepared once. */
+export class Store {
+  private readonly s;
+
+  constructor(private readonly db: Db) {
+    this.s = {
+      enqueue: db.prepare(`INSERT INTO queue (file_path, file_bytes, file_mtime_ms, enqueued_at) VALUES (?, ?, ?, ?)
+        ON CONFLICT (file_path) DO UPDATE SET file_bytes = excluded.file_bytes, file_mtime_ms = excluded.file_mtime_ms`),
+      queueHead: db.prepare('SELECT file_path, file_bytes, file_mtime_ms FROM queue ORDER BY file_mtime_ms, file_path LIMIT ?'),
+      queueCount: db.prepare('SELECT count(*) AS n FROM queue'),
+      dequeue: db.prepare('DELETE FROM queue WHERE file_path = ?'),
+      queued: db.prepare('SELECT 1 FROM queue WHERE file_path = ?'),
+      byStat: db.prepare('SELECT 1 FROM inspections WHERE file_path = ? AND file_bytes = ? AND file_mtime_ms = ? LIMIT 1'),
+      bySha: db.prepare('SELECT 1 FROM inspections WHERE file_path = ? AND file_sha256 = ? LIMIT 1'),
+      insert: db.prepare(`INSERT INTO inspections (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((c) => `@${c}`).join(', ')})`),
+      outboxInsert: db.prepare('INSERT INTO outbox (seq, topic, payload, created_at) VALUES (?, ?, ?, ?)'),
+      outboxPending: db.prepare('SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
+      outboxCount: db.prepare('SELECT count(*) AS n FROM outbox'),
+      published: db.prepare('UPDATE inspections SET published_at = ? WHERE seq = ? AND published_at IS NULL'),
+      outboxDelete: db.prepare('DELETE FROM outbox WHERE seq = ?'),
+      event: db.prepare('INSERT INTO events (at, kind, message, data) VALUES (?, ?, ?, ?)'),
+      modelSeen: db.prepare(`INSERT INTO models (name, version, sha256, dir, first_seen_at) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (name, version, sha256) DO NOTHING`),
+      modelDeactivateOthers: db.prepare(`UPDATE models SET deactivated_at = ? WHERE activated_at IS NOT NULL AND deactivated_at IS NULL
+        AND NOT (name = ? AND version = ? AND sha256 = ?)`),
+      modelActivate: db.prepare(`UPDATE models SET activated_at = ?, deactivated_at = NULL WHERE name = ? AND version = ? AND sha256 = ?`),
+    };
+  }
+
+  enqueue(row: QueueRow): void {
+    this.s.enqueue.run(row.file_path, row.file_bytes, row.file_mtime_ms, new Date().toISOString());
+  }
+
+  /** The oldest queued captures (by mtime, then path). */
+  queueHead(limit: number): QueueRow[] {
+    return this.s.queueHead.all(limit) as QueueRow[];
+  }
+
+  queueCount(): number {
+    return (this.s.queueCount.get() as { n: number }).n;
+  }
+
+  isQueued(path: string): boolean {
+    return this.s.queued.get(path) !== undefined;
+  }
+
+  dequeue(path: string): void {
+    this.s.dequeue.run(path);
+  }
+
+  /** Cheap identity check (no hashing): a row for this path with the same size and mtime. */
+  auditedByStat(path: string, bytes: number, mtimeMs: number): boolean {
+    return this.s.byStat.get(path, bytes, mtimeMs) !== undefined;
+  }
+
+  /** The capture identity: this path with this content. */
+  auditedBySha(path: string, sha256: string): boolean {
+    return this.s.bySha.get(path, sha256) !== undefined;
+  }
+
+  /**
+   * The audit row, its outbox message and the queue removal in one transaction: a crash leaves
+   * either all three or none.
+   */
+  record(row: InspectionInput, topic: string): { seq: number; id: string; message: VerdictMessage } {
+    return this.db.transaction(() => {
+      const id = randomUUID();
+      const seq = Number(this.s.insert.run({ ...row, id }).lastInsertRowid);
+      const message = verdictMessage({ ...row, id, seq });
+      this.s.outboxInsert.run(seq, topic, JSON.stringify(message), row.scored_at);
+      this.s.dequeue.run(row.file_path);
+      return { seq, id, message };
+    })();
+  }
+
+  outboxPending(afterSeq: number, limit: number): OutboxRow[] {
+    return this.s.outboxPending.all(afterSeq, limit) as OutboxRow[];
+  }
+
+  outboxCount(): number {
+    return (this.s.outboxCount.get() as { n: number }).n;
+  }
+
+  markPublished(seq: number, at: string): void {
+    this.db.transaction(() => {
+      this.s.published.run(at, seq);
+      this.s.outboxDelete.run(seq);
+    })();
+  }
+
+  event(kind: string, message: string, data?: unknown): void {
+    this.s.event.run(new Date().toISOString(), kind, message, data === undefined ? null : JSON.stringify(data));
+  }
+
+  modelActivated(m: { name: string; version: number; sha256: string; dir: string }): void {
+    const now = new Date().toISOString();
+    this.db.transaction(() => {
+      this.s.modelSeen.run(m.name, m.version, m.sha256, m.dir, now);
+      this.s.modelDeactivateOthers.run(now, m.name, m.version, m.sha256);
+      this.s.modelActivate.run(now, m.name, m.version, m.sha256);
+    })();
+  }
+}

@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { DEFAULT_MAX_PIXELS } from '../decode/tiff.js';
+import { PROVIDERS } from '../infer/messages.js';
+import { issueLines } from '../model/manifest.js';
+
+/**
+ * The station's configuration: one strict schema (unknown keys are errors), defaults, secrets from
+ * the environment, relative paths resolved against the config file's folder. Errors read
+ * `path: message`, one per line.
+ */
+
+const ms = z.number().int().nonnegative();
+
+export const ConfigSchema = z.strictObject({
+  station_id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'letters, digits, _ and - (max 64)'),
+  capture: z.strictObject({
+    dir: z.string().min(1),
+    patterns: z.array(z.string().min(1)).min(1).default(['**/*.tif', '**/*.tiff']),
+    ignore: z.array(z.string().min(1)).default(['**/.*', '**/*.part', '**/*.tmp']),
+    settle_ms: ms.max(600_000).default(500),
+    max_pixels: z.number().int().positive().default(DEFAULT_MAX_PIXELS),
+    poll: z.boolean().default(false),
+  }),
+  model: z.strictObject({
+    dir: z.string().min(1),
+    providers: z.array(z.enum(PROVIDERS)).min(1).default(['cpu']),
+    intra_op_threads: z.number().int().positive().optional(),
+  }),
+  database: z.strictObject({
+    path: z.string().min(1),
+  }),
+  mqtt: z.strictObject({
+    url: z.string().regex(/^mqtts?:\/\/[^\s]+$/, 'must be mqtt://host[:port] or mqtts://host[:port]'),
+    topic_prefix: z.string().regex(/^[^#+\s]+[^/#+\s]$/, 'no wildcards, spaces or trailing /').optional(),
+    client_id: z.string().min(1).optional(),
+    username: z.string().min(1).nullable().default(null),
+    password_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name').nullable().default('XRAY_QC_MQTT_PASSWORD'),
+    ca: z.string().nullable().default(null),
+    cert: z.string().nullable().default(null),
+    key: z.string().nullable().default(null),
+    reconnect_ms: ms.min(100).max(600_000).default(2000),
+    keepalive_s: z.number().int().min(0).max(3600).default(30),
+    plain_topic: z.boolean().default(false),
+    status_interval_s: z.number().int().min(1).max(3600).default(30),
+  }),
+  service: z.strictObject({
+    stop_timeout_ms: ms.min(100).max(600_000).default(20_000),
+    watchdog_ms: ms.min(100).max(600_000).nullable().default(null),
+  }).default({ stop_timeout_ms: 20_000, watchdog_ms: null }),
+});
+
+export type RawConfig = z.infer<typeof ConfigSchema>;
+
+export interface Config extends RawConfig {
+  /** The config file's absolute path. */
+  source: string;
+  mqtt: RawConfig['mqtt'] & { topic_prefix: string; password: string | null };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly lines: string[]) {
+    super(lines.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const source = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(source, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`${source}: ${(err as Error).message}`]);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError([`(yaml): ${(err as Error).message.split('\n')[0]}`]);
+  }
+  return parseConfig(raw, source, env);
+}
+
+export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const result = ConfigSchema.safeParse(raw ?? {});
+  if (!result.success) throw new ConfigError(issueLines(result.error));
+  const c = result.data;
+  const base = dirname(source);
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
+  const nullable = (p: string | null): string | null => (p === null ? null : abs(p));
+  const password = c.mqtt.password_env ? env[c.mqtt.password_env] ?? null : null;
+  if (c.mqtt.username && c.mqtt.password_env && password === null) {
+    throw new ConfigError([`mqtt.password_env: environment variable ${c.mqtt.password_env} is not set (mqtt.username is)`]);
+  }
+  return Object.freeze({
+    ...c,
+    source,
+    capture: { ...c.capture, dir: abs(c.capture.dir) },
+    model: { ...c.model, dir: abs(c.model.dir) },
+    database: { path: abs(c.database.path) },
+    mqtt: {
+      ...c.mqtt,
+      topic_prefix: c.mqtt.topic_prefix ?? `xray-qc/${c.station_id}`,
+      ca: nullable(c.mqtt.ca), cert: nullable(c.mqtt.cert), key: nullable(c.mqtt.key),
+      password,
+    },
+  });
+}
