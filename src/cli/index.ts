@@ -1,15 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { XrayError } from '../errors.js';
 import { registerDemo } from './demo.js';
 import { registerModel } from './model.js';
 import { registerScoring } from './score.js';
+import { registerRun, packageVersion } from './run.js';
 import { registerTools } from './tools.js';
-
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 export function buildProgram(): Command {
   const program = new Command('xray-qc')
@@ -17,6 +12,7 @@ export function buildProgram(): Command {
     .version(packageVersion())
     .enablePositionalOptions()
     .exitOverride();
+  registerRun(program);
   registerScoring(program);
   registerTools(program);
   registerModel(program);

@@ -24,19 +24,30 @@ const COMPRESSION_NAMES: Record<number, string> = {
   50000: 'Zstd', 50001: 'WebP', 34712: 'JPEG 2000',
 };
 
-export async function decodeTiffFile(path: string, options: DecodeOptions = {}): Promise<Gray16Image> {
-  let bytes: Buffer;
+/** A capture file's bytes and what identifies it on disk. */
+export interface CaptureBytes {
+  bytes: Buffer;
+  size: number;
+  mtimeMs: number;
+}
+
+/** Reads a capture, refusing non-files and files larger than the pixel limit could need. */
+export async function readCaptureFile(path: string, options: DecodeOptions = {}): Promise<CaptureBytes> {
   try {
     const info = await stat(path);
     if (!info.isFile()) throw new Error(`${path} is not a regular file`);
     // Even uncompressed, a file within the pixel limit is no larger than this: refuse before reading.
     const limit = (options.maxPixels ?? DEFAULT_MAX_PIXELS) * 2 + 64 * 1024 * 1024;
     if (info.size > limit) throw new XrayError('TIFF_TOO_LARGE', `file is ${info.size} bytes, more than ${limit} for the pixel limit`);
-    bytes = await readFile(path);
+    const bytes = await readFile(path);
+    return { bytes, size: bytes.length, mtimeMs: info.mtimeMs };
   } catch (err) {
     throw toXrayError(err, 'FILE_UNREADABLE');
   }
-  return decodeTiff(bytes, options);
+}
+
+export async function decodeTiffFile(path: string, options: DecodeOptions = {}): Promise<Gray16Image> {
+  return decodeTiff((await readCaptureFile(path, options)).bytes, options);
 }
 
 /**

@@ -22,6 +22,7 @@ export class InferenceEngine {
   private worker: Worker | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (r: InferResult) => void; reject: (e: Error) => void }>();
+  private readonly pongs = new Map<number, () => void>();
   private loadWaiter: { resolve: (r: LoadResult) => void; reject: (e: Error) => void } | null = null;
 
   async start(): Promise<void> {
@@ -60,6 +61,24 @@ export class InferenceEngine {
     });
   }
 
+  /** Resolves true when the worker answers within `timeoutMs` (it answers between two runs). */
+  ping(timeoutMs: number): Promise<boolean> {
+    const worker = this.worker;
+    if (!worker) return Promise.resolve(false);
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pongs.delete(id);
+        resolve(false);
+      }, timeoutMs);
+      this.pongs.set(id, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      this.post(worker, { type: 'ping', id });
+    });
+  }
+
   private post(worker: Worker, message: ToWorker, transfer: ArrayBuffer[] = []): void {
     worker.postMessage(message, transfer);
   }
@@ -88,6 +107,8 @@ export class InferenceEngine {
         this.pending.delete(message.id);
         break;
       case 'pong':
+        this.pongs.get(message.id)?.();
+        this.pongs.delete(message.id);
         break;
     }
   }

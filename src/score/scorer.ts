@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import { decide, abnormalProbability, type Reason } from '../decide/verdict.js';
-import { decodeTiffFile, type DecodeOptions } from '../decode/tiff.js';
+import { createHash } from 'node:crypto';
+import { decodeTiff, readCaptureFile, type CaptureBytes, type DecodeOptions } from '../decode/tiff.js';
 import { XrayError, toXrayError, type ErrorCode } from '../errors.js';
 import { InferenceEngine, type LoadResult } from '../infer/engine.js';
 import type { Provider } from '../infer/messages.js';
@@ -44,6 +45,14 @@ export interface Failed {
 }
 
 export type ScoreResult = Scored | Failed;
+
+/** A capture after stage 1: its tensor, or why it cannot be scored. */
+export type Prepared =
+  | {
+      ok: true; file: string; capture: { size: number; mtimeMs: number }; sha256: string; width: number; height: number;
+      tensor: Float32Array; localBounds: { min: number; max: number } | null; t0: number; decodeMs: number; preprocessMs: number;
+    }
+  | { ok: false; file: string; capture: { size: number; mtimeMs: number } | null; sha256: string | null; failure: Failed };
 
 export interface ScorerOptions {
   providers?: Provider[];
@@ -110,37 +119,74 @@ export class Scorer {
     await this.engine.stop();
   }
 
-  async scoreFile(file: string): Promise<ScoreResult> {
+  /**
+   * Stage 1 (main thread): read, hash, decode, convert, resize, normalise. Runs while the previous
+   * capture is in inference.
+   */
+  async prepare(file: string): Promise<Prepared> {
     const t0 = performance.now();
-    let stage: ErrorCode = 'TIFF_CORRUPT_DATA';
+    let capture: CaptureBytes | null = null;
+    let sha256: string | null = null;
     try {
-      const image = await decodeTiffFile(file, this.options.decode);
+      capture = await readCaptureFile(file, this.options.decode);
+      sha256 = createHash('sha256').update(capture.bytes).digest('hex');
+      const image = await decodeTiff(capture.bytes, this.options.decode);
       const t1 = performance.now();
-      stage = 'INFER_FAILED';
       const pre = this.preprocessor.run(image);
       const t2 = performance.now();
-      const { output } = await this.engine.infer(pre.tensor);
+      return { ok: true, file, capture: stat(capture), sha256, width: image.width, height: image.height, tensor: pre.tensor,
+        localBounds: pre.localBounds, t0, decodeMs: t1 - t0, preprocessMs: t2 - t1 };
+    } catch (err) {
+      const e = toXrayError(err, 'TIFF_CORRUPT_DATA');
+      return { ok: false, file, capture: capture ? stat(capture) : null, sha256, failure: failed(file, e) };
+    }
+  }
+
+  /** Stage 2: inference in the worker thread, then the decision. */
+  async complete(prepared: Prepared): Promise<ScoreResult> {
+    if (!prepared.ok) return prepared.failure;
+    try {
+      const t2 = performance.now();
+      const { output } = await this.engine.infer(prepared.tensor);
       const t3 = performance.now();
       const m = this.bundle.manifest;
       const p = abnormalProbability(output, m.output.kind, m.output.abnormal_index);
       if (!Number.isFinite(p)) throw new XrayError('INFER_NON_FINITE', `model output is not finite: [${Array.from(output).join(', ')}]`);
       const policy = { threshold: m.decision.threshold, reviewBand: m.decision.review_band };
       return {
-        file,
+        file: prepared.file,
         ...decide(p, policy),
         p_abnormal: p,
         threshold: policy.threshold,
         model: this.modelRef,
-        width: image.width,
-        height: image.height,
-        ...(pre.localBounds ? { local_bounds: pre.localBounds } : {}),
-        timings_ms: { decode: round(t1 - t0), preprocess: round(t2 - t1), infer: round(t3 - t2), total: round(t3 - t0) },
+        width: prepared.width,
+        height: prepared.height,
+        ...(prepared.localBounds ? { local_bounds: prepared.localBounds } : {}),
+        timings_ms: {
+          decode: round(prepared.decodeMs), preprocess: round(prepared.preprocessMs), infer: round(t3 - t2), total: round(t3 - prepared.t0),
+        },
       };
     } catch (err) {
-      const e = toXrayError(err, stage);
-      return { file, verdict: 'error', reason: e.code, error: { code: e.code, message: e.message } };
+      return failed(prepared.file, toXrayError(err, 'INFER_FAILED'));
     }
   }
+
+  async scoreFile(file: string): Promise<ScoreResult> {
+    return this.complete(await this.prepare(file));
+  }
+
+  /** Answers once the inference worker has handled everything sent before (watchdog). */
+  ping(timeoutMs: number): Promise<boolean> {
+    return this.engine.ping(timeoutMs);
+  }
+}
+
+function failed(file: string, e: XrayError): Failed {
+  return { file, verdict: 'error', reason: e.code, error: { code: e.code, message: e.message } };
+}
+
+function stat(c: CaptureBytes): { size: number; mtimeMs: number } {
+  return { size: c.size, mtimeMs: c.mtimeMs };
 }
 
 /** One human-readable line for a result. */

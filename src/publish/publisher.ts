@@ -1,0 +1,161 @@
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import type { Store } from '../record/store.js';
+import type { Config } from '../service/config.js';
+
+export interface StatusInfo {
+  model: { name: string; version: number; sha256: string } | null;
+  queue: number;
+}
+
+export type StationState = 'online' | 'offline' | 'stopped';
+
+/**
+ * MQTT side: durable delivery from the SQLite outbox. Each verdict is published QoS 1 in `seq`
+ * order; its outbox row is deleted and `published_at` set only on PUBACK. Everything unacknowledged
+ * is re-sent on every (re)connect and after a restart, so the broker gets each verdict at least
+ * once; subscribers drop duplicates by `id`. A retained `<prefix>/status` carries online /
+ * offline (Last Will) / stopped.
+ */
+export class Publisher {
+  private client: MqttClient | null = null;
+  private flushing = false;
+  private flushAgain = false;
+  private since = new Date().toISOString();
+  private statusTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly config: Config,
+    private readonly store: Store,
+    private readonly logger: Logger,
+    private readonly status: () => StatusInfo,
+    private readonly version: string,
+  ) {}
+
+  get topics(): { verdict: string; plain: string; status: string } {
+    const p = this.config.mqtt.topic_prefix;
+    return { verdict: `${p}/verdict`, plain: `${p}/verdict/plain`, status: `${p}/status` };
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  /** Starts connecting; never waits for the broker (verdicts wait in the outbox). */
+  async start(): Promise<void> {
+    const m = this.config.mqtt;
+    const options: IClientOptions = {
+      clientId: m.client_id ?? `xray-qc-${this.config.station_id}`,
+      clean: true,
+      keepalive: m.keepalive_s,
+      reconnectPeriod: m.reconnect_ms,
+      connectTimeout: 10_000,
+      queueQoSZero: false,
+      will: { topic: this.topics.status, payload: Buffer.from(this.statusPayload('offline')), qos: 1, retain: true },
+      ...(m.username ? { username: m.username, password: m.password ?? undefined } : {}),
+      ...(m.ca ? { ca: readFileSync(m.ca) } : {}),
+      ...(m.cert ? { cert: readFileSync(m.cert) } : {}),
+      ...(m.key ? { key: readFileSync(m.key) } : {}),
+    };
+    const client = mqtt.connect(m.url, options);
+    client.on('connect', () => {
+      this.since = new Date().toISOString();
+      this.logger.info({ url: m.url }, 'connected to MQTT broker');
+      this.store.event('broker', `connected to ${m.url}`);
+      this.publishStatus('online');
+      this.kick();
+    });
+    client.on('close', () => {
+      if (this.client) this.logger.warn('MQTT connection closed; verdicts wait in the outbox');
+    });
+    client.on('error', (err) => this.logger.warn({ err: err.message }, 'MQTT error'));
+    this.client = client;
+    this.statusTimer = setInterval(() => {
+      if (this.connected) this.publishStatus('online');
+    }, m.status_interval_s * 1000);
+    this.statusTimer.unref();
+  }
+
+  /** Publishes `stopped` (retained) when connected, then disconnects. */
+  async stop(timeoutMs = 3000): Promise<void> {
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    const client = this.client;
+    if (!client) return;
+    if (client.connected) {
+      // Give the last verdicts a moment to be acknowledged; what remains is re-sent after restart.
+      const deadline = Date.now() + timeoutMs;
+      while (client.connected && this.store.outboxCount() > 0 && Date.now() < deadline) {
+        this.kick();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await withTimeout(client.publishAsync(this.topics.status, this.statusPayload('stopped'), { qos: 1, retain: true }), timeoutMs).catch(() => undefined);
+    }
+    this.client = null;
+    await withTimeout(client.endAsync(), timeoutMs).catch(() => client.end(true));
+  }
+
+  /** New rows in the outbox: send them (one flush loop at a time). */
+  kick(): void {
+    if (this.flushing) {
+      this.flushAgain = true;
+      return;
+    }
+    void this.flush();
+  }
+
+  publishStatus(state: StationState): void {
+    this.client?.publish(this.topics.status, this.statusPayload(state), { qos: 1, retain: true });
+  }
+
+  private statusPayload(state: StationState): string {
+    const s = this.status();
+    // `since`: when this state began — the connection for online/offline, now for stopped.
+    const since = state === 'stopped' ? new Date().toISOString() : this.since;
+    return JSON.stringify({ state, since, model: s.model, queue: s.queue, version: this.version });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      do {
+        this.flushAgain = false;
+        let after = 0;
+        for (;;) {
+          const client = this.client;
+          if (!client?.connected) return;
+          const rows = this.store.outboxPending(after, 100);
+          if (rows.length === 0) break;
+          for (const row of rows) {
+            if (!client.connected) return;
+            await withTimeout(client.publishAsync(row.topic, row.payload, { qos: 1, retain: false }), 15_000);
+            if (this.config.mqtt.plain_topic) {
+              await withTimeout(client.publishAsync(this.topics.plain, plainText(row.payload), { qos: 1 }), 15_000);
+            }
+            this.store.markPublished(row.seq, new Date().toISOString());
+            after = row.seq;
+          }
+        }
+      } while (this.flushAgain);
+    } catch (err) {
+      // Not acknowledged (connection lost, timeout): the rows stay in the outbox for the next round.
+      this.logger.warn({ err: (err as Error).message }, 'verdict publish not acknowledged; will retry');
+    } finally {
+      this.flushing = false;
+    }
+    if (this.flushAgain && this.connected) this.kick();
+  }
+}
+
+/** `<seq> <VERDICT> <p_abnormal|-> <reason> <id>` for PLCs that cannot parse JSON. */
+export function plainText(payload: string): string {
+  const m = JSON.parse(payload) as { seq: number; verdict: string; p_abnormal: number | null; reason: string; id: string };
+  return `${m.seq} ${m.verdict.toUpperCase()} ${m.p_abnormal === null ? '-' : m.p_abnormal.toFixed(4)} ${m.reason} ${m.id}`;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e as Error); });
+  });
+}

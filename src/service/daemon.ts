@@ -1,0 +1,146 @@
+import type { Logger } from 'pino';
+import { CaptureWatcher } from '../capture/watcher.js';
+import { Publisher } from '../publish/publisher.js';
+import { openDatabase, type Db } from '../record/database.js';
+import { Store } from '../record/store.js';
+import { Scorer } from '../score/scorer.js';
+import type { Config } from './config.js';
+import { Pipeline } from './pipeline.js';
+import { SystemdNotifier } from './systemd.js';
+
+interface Component {
+  name: string;
+  stop: () => Promise<void> | void;
+}
+
+/**
+ * `xray-qc run`: owns the components and their order. Start: database → model (loaded and warmed)
+ * → MQTT (connects in the background) → capture loop → watcher (+ reconcile) → READY=1. Stop: the
+ * reverse, so the capture in flight finishes and is recorded before anything it needs goes away.
+ */
+export class Daemon {
+  private readonly started: Component[] = [];
+  private db: Db | null = null;
+  private store: Store | null = null;
+  private scorer: Scorer | null = null;
+  private publisher: Publisher | null = null;
+  private pipeline: Pipeline | null = null;
+  private watcher: CaptureWatcher | null = null;
+  private watchdogTimer: NodeJS.Timeout | null = null;
+  private stopping: Promise<void> | null = null;
+
+  constructor(
+    private readonly config: Config,
+    private readonly logger: Logger,
+    private readonly notifier: SystemdNotifier,
+    private readonly version: string,
+  ) {}
+
+  async start(signal?: AbortSignal): Promise<void> {
+    const c = this.config;
+    const step = (): void => {
+      if (signal?.aborted) throw new Error('start aborted');
+    };
+    this.db = openDatabase(c.database.path);
+    const store = new Store(this.db);
+    this.store = store;
+    this.started.push({ name: 'database', stop: () => { this.db?.close(); } });
+    store.event('start', `xray-qc ${this.version} starting`, { pid: process.pid, config: c.source });
+    step();
+
+    this.scorer = await Scorer.open(c.model.dir, {
+      providers: c.model.providers, decode: { maxPixels: c.capture.max_pixels }, intraOpThreads: c.model.intra_op_threads,
+    });
+    this.started.push({ name: 'model', stop: () => this.scorer?.close() });
+    for (const w of this.scorer.load.warnings) this.logger.warn(w);
+    const m = this.scorer.bundle;
+    store.modelActivated({ name: m.manifest.name, version: m.manifest.version, sha256: m.modelSha256, dir: m.dir });
+    store.event('model', `loaded ${m.manifest.name} v${m.manifest.version} on ${this.scorer.load.provider}`, { dir: m.dir });
+    this.logger.info({ model: this.scorer.modelRef, provider: this.scorer.load.provider, warmupMs: Math.round(this.scorer.load.warmupMs) }, 'model loaded');
+    if (m.manifest.untrained) this.logger.warn('the active model is the UNTRAINED demo model: its verdicts mean nothing');
+    step();
+
+    this.publisher = new Publisher(c, store, this.logger, () => ({ model: this.scorer?.modelRef ?? null, queue: store.queueCount() }), this.version);
+    await this.publisher.start();
+    this.started.push({ name: 'mqtt', stop: () => this.publisher?.stop() });
+
+    this.pipeline = new Pipeline({
+      stationId: c.station_id,
+      verdictTopic: this.publisher.topics.verdict,
+      store,
+      scorer: () => this.scorer!,
+      logger: this.logger,
+      onRecorded: () => this.publisher?.kick(),
+    });
+    await this.pipeline.start();
+    this.started.push({ name: 'pipeline', stop: () => this.pipeline?.stop() });
+
+    this.watcher = new CaptureWatcher({
+      dir: c.capture.dir, patterns: c.capture.patterns, ignore: c.capture.ignore, settleMs: c.capture.settle_ms,
+      poll: c.capture.poll, logger: this.logger,
+      onSettled: (f) => {
+        if (store.auditedByStat(f.path, f.size, f.mtimeMs)) return;
+        store.enqueue({ file_path: f.path, file_bytes: f.size, file_mtime_ms: f.mtimeMs });
+        this.pipeline?.wake();
+      },
+    });
+    await this.watcher.start();
+    this.started.push({ name: 'watcher', stop: () => this.watcher?.stop() });
+    const found = await this.watcher.reconcile((f) => store.auditedByStat(f.path, f.size, f.mtimeMs) || store.isQueued(f.path));
+    const queued = store.queueCount();
+    this.logger.info({ dir: c.capture.dir, found, queued }, 'watching the capture folder');
+    this.pipeline.wake();
+
+    this.notifier.ready(this.summary());
+    this.startWatchdog();
+  }
+
+  /** Idempotent; the first call does the work. */
+  stop(reason = 'stop requested'): Promise<void> {
+    this.stopping ??= this.doStop(reason);
+    return this.stopping;
+  }
+
+  summary(): string {
+    const n = this.pipeline?.counts ?? { pass: 0, flag: 0, error: 0, skipped: 0 };
+    const model = this.scorer ? `${this.scorer.modelRef.name} v${this.scorer.modelRef.version}` : 'no model';
+    const queue = this.store?.queueCount() ?? 0;
+    const outbox = this.store?.outboxCount() ?? 0;
+    return `scored ${n.pass + n.flag + n.error} (${n.flag} flag, ${n.error} error); queue ${queue}; unpublished ${outbox}; ${model}; mqtt ${this.publisher?.connected ? 'connected' : 'disconnected'}`;
+  }
+
+  private startWatchdog(): void {
+    const interval = this.config.service.watchdog_ms ?? SystemdNotifier.watchdogIntervalMs();
+    if (!interval) return;
+    let busy = false;
+    this.watchdogTimer = setInterval(() => {
+      if (busy || this.stopping) return;
+      busy = true;
+      // This tick running proves the main loop answers; the ping proves the inference worker does.
+      void (this.scorer?.ping(interval * 2) ?? Promise.resolve(false)).then((ok) => {
+        busy = false;
+        if (ok && !this.stopping) {
+          this.notifier.watchdog();
+          this.notifier.status(this.summary());
+        } else if (!ok) {
+          this.logger.error('inference worker did not answer the watchdog ping');
+        }
+      });
+    }, interval);
+  }
+
+  private async doStop(reason: string): Promise<void> {
+    this.notifier.stopping(`stopping: ${reason}`);
+    this.logger.info({ reason }, 'stopping');
+    if (this.watchdogTimer) clearInterval(this.watchdogTimer);
+    for (const c of [...this.started].reverse()) {
+      if (c.name === 'database') this.store?.event('stop', `xray-qc stopped: ${reason}`, { summary: this.summary() });
+      try {
+        await c.stop();
+      } catch (err) {
+        this.logger.error({ component: c.name, err: (err as Error).message }, 'error while stopping');
+      }
+    }
+    this.started.length = 0;
+  }
+}

@@ -1,0 +1,137 @@
+import type { Logger } from 'pino';
+import type { InspectionInput, QueueRow, Store } from '../record/store.js';
+import type { Prepared, ScoreResult, Scorer } from '../score/scorer.js';
+
+export interface PipelineContext {
+  stationId: string;
+  verdictTopic: string;
+  store: Store;
+  scorer: () => Scorer;
+  logger: Logger;
+  /** A row was recorded (audit + outbox); the publisher should send it. */
+  onRecorded: (result: ScoreResult, seq: number) => void;
+}
+
+interface InFlight {
+  row: QueueRow;
+  prepared: Promise<Prepared>;
+}
+
+/**
+ * The capture loop: takes the oldest queued capture, prepares it (read, hash, decode,
+ * preprocess) while the previous one is in inference, scores it, and records the audit row and
+ * its outbox message in one transaction that also removes it from the queue. A capture already
+ * audited (same path, same sha256) is dropped from the queue without a second row.
+ */
+export class Pipeline {
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wakeUp: (() => void) | null = null;
+  readonly counts = { pass: 0, flag: 0, error: 0, skipped: 0 };
+
+  constructor(private readonly ctx: PipelineContext) {}
+
+  async start(): Promise<void> {
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Finishes the capture in inference, records it, and returns; queued captures stay queued. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake();
+    await this.loop;
+  }
+
+  wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    w?.();
+  }
+
+  private next(exclude: string | null): QueueRow | null {
+    return this.ctx.store.queueHead(2).find((r) => r.file_path !== exclude) ?? null;
+  }
+
+  private async run(): Promise<void> {
+    let current: InFlight | null = null;
+    while (this.running) {
+      if (!current) {
+        const row = this.next(null);
+        if (!row) {
+          await new Promise<void>((resolve) => {
+            this.wakeUp = resolve;
+          });
+          continue;
+        }
+        current = { row, prepared: this.ctx.scorer().prepare(row.file_path) };
+      }
+      const prepared = await current.prepared;
+      if (prepared.sha256 && this.ctx.store.auditedBySha(prepared.file, prepared.sha256)) {
+        this.ctx.store.dequeue(prepared.file);
+        this.counts.skipped++;
+        this.ctx.logger.info({ file: prepared.file }, 'already audited (same content); not scored again');
+        current = null;
+        continue;
+      }
+      const scoring = this.ctx.scorer().complete(prepared);
+      // Prepare the next capture on this thread while the worker runs inference.
+      const nextRow: QueueRow | null = this.running ? this.next(current.row.file_path) : null;
+      const nextPrepared: Promise<Prepared> | null = nextRow ? this.ctx.scorer().prepare(nextRow.file_path) : null;
+      const result = await scoring;
+      try {
+        this.record(current.row, prepared, result);
+      } catch (err) {
+        // The database refused the row (disk full, I/O error): the capture stays queued and is
+        // retried; nothing is published that is not recorded.
+        this.ctx.logger.error({ err: (err as Error).message, file: current.row.file_path }, 'could not record verdict; will retry');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      current = nextRow && nextPrepared ? { row: nextRow, prepared: nextPrepared } : null;
+    }
+  }
+
+  private record(row: QueueRow, prepared: Prepared, result: ScoreResult): void {
+    const scorer = this.ctx.scorer();
+    const m = scorer.bundle.manifest;
+    const mtime = prepared.capture?.mtimeMs ?? null;
+    const ok = result.verdict !== 'error';
+    const input: InspectionInput = {
+      station_id: this.ctx.stationId,
+      file_path: row.file_path,
+      file_sha256: prepared.sha256,
+      file_bytes: prepared.capture?.size ?? null,
+      file_mtime_ms: mtime,
+      width: ok ? result.width : null,
+      height: ok ? result.height : null,
+      captured_at: mtime === null ? null : new Date(mtime).toISOString(),
+      scored_at: new Date().toISOString(),
+      verdict: result.verdict,
+      reason: result.reason,
+      p_abnormal: ok ? result.p_abnormal : null,
+      threshold: m.decision.threshold,
+      model_name: m.name,
+      model_version: m.version,
+      model_sha256: scorer.bundle.modelSha256,
+      conversion: m.preprocess.conversion,
+      bounds_min: m.preprocess.bounds?.min ?? null,
+      bounds_max: m.preprocess.bounds?.max ?? null,
+      local_min: ok ? result.local_bounds?.min ?? null : null,
+      local_max: ok ? result.local_bounds?.max ?? null : null,
+      decode_ms: ok ? result.timings_ms.decode : null,
+      preprocess_ms: ok ? result.timings_ms.preprocess : null,
+      infer_ms: ok ? result.timings_ms.infer : null,
+      total_ms: ok ? result.timings_ms.total : null,
+      error_code: ok ? null : result.error.code,
+      error_message: ok ? null : result.error.message,
+    };
+    const { seq } = this.ctx.store.record(input, this.ctx.verdictTopic);
+    this.counts[result.verdict]++;
+    this.ctx.logger.info(
+      { seq, file: row.file_path, verdict: result.verdict, reason: result.reason, ...(ok ? { p_abnormal: result.p_abnormal, ms: result.timings_ms.total } : { error: result.error }) },
+      'capture scored',
+    );
+    if (!ok) this.ctx.store.event('error', `${row.file_path}: ${result.error.code}: ${result.error.message}`, { seq });
+    this.ctx.onRecorded(result, seq);
+  }
+}
