@@ -1,0 +1,166 @@
+import { open, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import Sqlite from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeTiff16 } from '../src/tools/tiff-writer.js';
+import { synthElectrode } from '../src/tools/synth.js';
+import { DaemonProcess, freePort, makeStation, Mosquitto, sleep, Subscriber, until } from './station.js';
+
+/** A small electrode capture with unique content per seed. */
+function capture(seed: number): Buffer {
+  const img = synthElectrode(seed, seed % 4 === 0 ? 'scratch' : null, { width: 240, height: 440 });
+  return encodeTiff16(img.width, img.height, img.data, { compression: seed % 2 ? 'deflate' : 'none' });
+}
+
+async function writeSlowly(path: string, bytes: Buffer, chunks: number, pauseMs: number): Promise<void> {
+  const fh = await open(path, 'w');
+  const size = Math.ceil(bytes.length / chunks);
+  for (let i = 0; i < bytes.length; i += size) {
+    await fh.write(bytes.subarray(i, i + size));
+    await fh.sync();
+    await sleep(pauseMs);
+  }
+  await fh.close();
+}
+
+async function renameIntoPlace(path: string, bytes: Buffer): Promise<void> {
+  await writeFile(`${path}.part`, bytes);
+  await rename(`${path}.part`, path);
+}
+
+interface Row { seq: number; id: string; file_path: string; verdict: string; reason: string; published_at: string | null }
+
+function rows(db: string): Row[] {
+  const d = new Sqlite(db, { readonly: true });
+  try {
+    return d.prepare('SELECT seq, id, file_path, verdict, reason, published_at FROM inspections ORDER BY seq').all() as Row[];
+  } finally {
+    d.close();
+  }
+}
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+async function rig(extra = '', settleMs = 300, reconnectMs = 200): Promise<{ broker: Mosquitto; sub: Subscriber; station: ReturnType<typeof makeStation>; daemon: DaemonProcess }> {
+  const port = await freePort();
+  const broker = new Mosquitto(port);
+  await broker.start();
+  cleanups.push(() => broker.stop());
+  const sub = new Subscriber(port);
+  await sub.start();
+  cleanups.push(() => sub.stop());
+  const station = makeStation({ port, settleMs, extra, reconnectMs });
+  const daemon = new DaemonProcess(station.config);
+  cleanups.push(() => daemon.stop('SIGKILL'));
+  return { broker, sub, station, daemon };
+}
+
+describe('xray-qc run', () => {
+  it('50 captures (direct, slow chunked copies, renamed into place, corrupt) → 50 rows, 50 verdicts, increasing seq', async () => {
+    const { sub, station, daemon } = await rig('', 400);
+    daemon.start();
+    await daemon.waitFor(/watching the capture folder/);
+    const writes: Array<Promise<void>> = [];
+    for (let i = 0; i < 50; i++) {
+      const path = join(station.captures, i % 10 === 9 ? `sub/${i}.TIFF` : `cap-${String(i).padStart(2, '0')}.tif`);
+      if (i % 10 === 9) await import('node:fs/promises').then((fs) => fs.mkdir(join(station.captures, 'sub'), { recursive: true }));
+      if (i % 10 === 3) writes.push(writeFile(path, Buffer.from(`corrupt capture ${i}`)));
+      else if (i % 5 === 1) writes.push(writeSlowly(path, capture(i), 4, 150));
+      else if (i % 5 === 2) writes.push(renameIntoPlace(path, capture(i)));
+      else writes.push(writeFile(path, capture(i)));
+      // ignored names never count
+      if (i === 0) writes.push(writeFile(join(station.captures, '.hidden.tif'), capture(999)), writeFile(join(station.captures, 'x.tif.tmp'), capture(998)));
+    }
+    await Promise.all(writes);
+    await until(() => sub.verdicts.length >= 50, 60_000, '50 verdicts');
+    await sleep(1000); // nothing more may arrive
+    const r = rows(station.db);
+    expect(r).toHaveLength(50);
+    expect(new Set(r.map((x) => x.file_path)).size).toBe(50);
+    expect(r.map((x) => x.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect(sub.verdicts).toHaveLength(50);
+    expect(sub.uniqueIds().size).toBe(50);
+    const seqs = sub.verdicts.map((v) => v.seq);
+    expect(seqs.every((s, i) => i === 0 || s > seqs[i - 1])).toBe(true);
+    const errors = r.filter((x) => x.verdict === 'error');
+    expect(errors.map((x) => x.file_path.replace(/.*\//, '')).sort()).toEqual(['cap-03.tif', 'cap-13.tif', 'cap-23.tif', 'cap-33.tif', 'cap-43.tif']);
+    expect(errors.every((x) => x.reason === 'TIFF_NOT_TIFF')).toBe(true);
+    await until(() => rows(station.db).every((x) => x.published_at !== null), 10_000, 'published_at on every row');
+    expect(await daemon.stop()).toBe(0);
+    await until(() => sub.status.at(-1)?.state === 'stopped', 5000, 'stopped status');
+  });
+
+  it('captures dropped while stopped are scored at start; nothing is scored twice', async () => {
+    const { sub, station, daemon } = await rig();
+    for (let i = 0; i < 5; i++) await writeFile(join(station.captures, `first-${i}.tif`), capture(100 + i));
+    daemon.start();
+    await until(() => sub.verdicts.length >= 5, 30_000, 'first 5 verdicts');
+    expect(await daemon.stop()).toBe(0);
+    for (let i = 0; i < 20; i++) await writeFile(join(station.captures, `offline-${i}.tif`), capture(200 + i));
+    const again = new DaemonProcess(station.config);
+    cleanups.push(() => again.stop('SIGKILL'));
+    again.start();
+    await until(() => sub.verdicts.length >= 25, 60_000, '25 verdicts');
+    await sleep(1000);
+    const r = rows(station.db);
+    expect(r).toHaveLength(25);
+    expect(r.filter((x) => x.file_path.includes('offline-'))).toHaveLength(20);
+    expect(new Set(r.map((x) => x.file_path)).size).toBe(25);
+    expect(sub.uniqueIds().size).toBe(25);
+    // touching a file (same content) does not make it a new capture; new content does
+    await writeFile(join(station.captures, 'first-0.tif'), capture(100));
+    await writeFile(join(station.captures, 'first-1.tif'), capture(301));
+    await until(() => rows(station.db).length >= 26, 20_000, 'the rewritten capture');
+    await sleep(1500);
+    expect(rows(station.db).filter((x) => x.file_path.endsWith('first-0.tif'))).toHaveLength(1);
+    expect(rows(station.db).filter((x) => x.file_path.endsWith('first-1.tif'))).toHaveLength(2);
+    expect(await again.stop()).toBe(0);
+  });
+
+  it('broker down while captures arrive: scoring continues, every verdict arrives afterwards in seq order', async () => {
+    const { broker, sub, station, daemon } = await rig('', 300, 1500);
+    daemon.start();
+    await daemon.waitFor(/connected to MQTT broker/);
+    await writeFile(join(station.captures, 'before.tif'), capture(400));
+    await until(() => sub.verdicts.length >= 1, 20_000, 'first verdict');
+    await broker.stop();
+    for (let i = 0; i < 12; i++) {
+      await writeFile(join(station.captures, `during-${i}.tif`), capture(401 + i));
+      await sleep(150);
+    }
+    await until(() => rows(station.db).length >= 13, 30_000, '13 rows while the broker is down');
+    expect(rows(station.db).filter((x) => x.published_at === null)).toHaveLength(12);
+    await sleep(2000);
+    await broker.start();
+    await until(() => sub.verdicts.length >= 13, 30_000, 'all verdicts after the outage');
+    const after = sub.verdicts.slice(1).map((v) => v.seq);
+    expect(after).toEqual([...after].sort((a, b) => a - b));
+    expect(new Set(after)).toEqual(new Set(rows(station.db).slice(1).map((x) => x.seq)));
+    await until(() => rows(station.db).every((x) => x.published_at !== null), 10_000, 'published_at on every row');
+    // `online` again on reconnect (the broker may have fired the Last Will `offline` meanwhile)
+    await until(() => sub.status.at(-1)?.state === 'online', 5000, 'online status after the outage');
+  });
+
+  it('kill -9 mid-burst: after restart every capture has exactly one row and every verdict arrived', async () => {
+    const { sub, station, daemon } = await rig();
+    daemon.start();
+    await daemon.waitFor(/watching the capture folder/);
+    for (let i = 0; i < 30; i++) await writeFile(join(station.captures, `burst-${String(i).padStart(2, '0')}.tif`), capture(500 + i));
+    await until(() => rows(station.db).length >= 8, 30_000, 'some rows');
+    expect(await daemon.stop('SIGKILL')).toBe(null);
+    const again = new DaemonProcess(station.config);
+    cleanups.push(() => again.stop('SIGKILL'));
+    again.start();
+    await until(() => rows(station.db).length >= 30 && rows(station.db).every((x) => x.published_at !== null), 60_000, '30 published rows');
+    await sleep(1000);
+    const r = rows(station.db);
+    expect(r).toHaveLength(30);
+    expect(new Set(r.map((x) => x.file_path)).size).toBe(30);
+    const received = sub.uniqueIds();
+    expect(r.every((x) => received.has(x.id))).toBe(true);
+    expect(await again.stop()).toBe(0);
+  });
+});
