@@ -91,7 +91,7 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
   const base = dirname(source);
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
   const nullable = (p: string | null): string | null => (p === null ? null : abs(p));
-  const password = c.mqtt.password_env ? env[c.mqtt.password_env] ?? null : null;
+  const password = (c.mqtt.password_env && env[c.mqtt.password_env]) || null; // empty = unset
   if (c.mqtt.username && c.mqtt.password_env && password === null) {
     throw new ConfigError([`mqtt.password_env: environment variable ${c.mqtt.password_env} is not set (mqtt.username is)`]);
   }

@@ -48,9 +48,15 @@ export class Daemon {
     store.event('start', `xray-qc ${this.version} starting`, { pid: process.pid, config: c.source });
     step();
 
-    this.scorer = await Scorer.open(c.model.dir, {
-      providers: c.model.providers, decode: { maxPixels: c.capture.max_pixels }, intraOpThreads: c.model.intra_op_threads,
-    });
+    try {
+      this.scorer = await Scorer.open(c.model.dir, {
+        providers: c.model.providers, decode: { maxPixels: c.capture.max_pixels }, intraOpThreads: c.model.intra_op_threads,
+      });
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? 'MODEL_LOAD_FAILED';
+      store.event('error', `model ${c.model.dir}: ${code}: ${(err as Error).message}`);
+      throw err;
+    }
     this.started.push({ name: 'model', stop: () => this.scorer?.close() });
     for (const w of this.scorer.load.warnings) this.logger.warn(w);
     const m = this.scorer.bundle;

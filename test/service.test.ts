@@ -1,0 +1,101 @@
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { cli, PYTHON, ROOT, tempDir } from './helpers.js';
+import Sqlite from 'better-sqlite3';
+import { DaemonProcess, freePort, makeStation, Mosquitto, until } from './station.js';
+
+const cleanups: Array<() => Promise<unknown> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+describe('systemd integration (a real NOTIFY_SOCKET)', () => {
+  it('sends READY=1 once started, WATCHDOG=1 periodically, STOPPING=1 on SIGTERM, then exits 0', async () => {
+    const port = await freePort();
+    const broker = new Mosquitto(port);
+    await broker.start();
+    cleanups.push(() => broker.stop());
+    const station = makeStation({ port });
+    const socketPath = join(station.root, 'notify.sock');
+    const listener = spawn(PYTHON, [join(ROOT, 'test/tools/notify_listener.py'), socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    cleanups.push(() => { listener.kill('SIGKILL'); });
+    let heard = '';
+    listener.stdout.on('data', (d: Buffer) => { heard += d.toString(); });
+    await until(() => heard.includes('LISTENING'), 10_000, 'listener');
+    const daemon = new DaemonProcess(station.config, { NOTIFY_SOCKET: socketPath, WATCHDOG_USEC: '600000' });
+    cleanups.push(() => daemon.stop('SIGKILL'));
+    daemon.start();
+    await until(() => /READY=1/.test(heard), 30_000, 'READY=1');
+    expect(heard).toMatch(/READY=1\|STATUS=scored 0/);
+    // READY comes after the database, the model and the watcher
+    expect(daemon.output).toMatch(/watching the capture folder/);
+    await until(() => (heard.match(/WATCHDOG=1/g) ?? []).length >= 3, 10_000, 'three WATCHDOG=1');
+    expect(await daemon.stop('SIGTERM')).toBe(0);
+    await until(() => /STOPPING=1/.test(heard), 5000, 'STOPPING=1');
+    const lines = heard.trim().split('\n');
+    expect(lines.findIndex((l) => l.startsWith('READY=1'))).toBeLessThan(lines.findIndex((l) => l.includes('STOPPING=1')));
+  });
+});
+
+describe('configuration', () => {
+  it('the example config.yaml is valid', () => {
+    const r = cli(['run', '--check', '--config', join(ROOT, 'config.yaml')]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('errors print `path: message` lines and exit non-zero', () => {
+    const dir = tempDir();
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, `station_id: "bad id!"
+capture:
+  dir: ./c
+  settle_ms: -5
+  colour: blue
+model:
+  dir: ./m
+  providers: [gpu]
+database: {}
+mqtt:
+  url: http://example
+`);
+    const r = cli(['run', '--config', file]);
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trim().split('\n');
+    for (const want of [/^station_id: /, /^capture\.settle_ms: /, /^capture: .*colour/, /^model\.providers\.0: /, /^database\.path: /, /^mqtt\.url: must be mqtt/]) {
+      expect(lines.some((l) => want.test(l)), `${want} in\n${r.stderr}`).toBe(true);
+    }
+  });
+
+  it('a missing secret, a YAML syntax error and a missing file are reported the same way', () => {
+    const dir = tempDir();
+    const file = join(dir, 'c.yaml');
+    writeFileSync(file, 'station_id: s1\ncapture: {dir: ./c}\nmodel: {dir: ./m}\ndatabase: {path: ./a.db}\nmqtt: {url: "mqtt://localhost", username: line}\n');
+    const r = cli(['run', '--config', file], { env: { XRAY_QC_MQTT_PASSWORD: '' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^mqtt\.password_env: environment variable XRAY_QC_MQTT_PASSWORD is not set/);
+    writeFileSync(join(dir, 'y.yaml'), 'station_id: [unclosed\n');
+    expect(cli(['run', '--config', join(dir, 'y.yaml')]).stderr).toMatch(/^\(yaml\): /);
+    const missing = cli(['run', '--config', join(dir, 'nope.yaml')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/nope\.yaml: ENOENT/);
+  });
+
+  it('a daemon whose model cannot load records why and exits non-zero (systemd restarts it)', async () => {
+    const port = await freePort();
+    const station = makeStation({ port });
+    writeFileSync(join(station.models, 'active'), 'missing-bundle\n');
+    const daemon = new DaemonProcess(station.config);
+    daemon.start();
+    const code = await new Promise<number | null>((resolve) => daemon.proc!.once('exit', (c) => resolve(c)));
+    expect(code).toBe(1);
+    expect(daemon.output).toMatch(/MODEL_NOT_FOUND/);
+    const db = new Sqlite(station.db, { readonly: true });
+    const events = db.prepare('SELECT kind, message FROM events ORDER BY id').all() as Array<{ kind: string; message: string }>;
+    db.close();
+    expect(events.map((e) => e.kind)).toEqual(['start', 'error', 'stop']);
+    expect(events[1].message).toMatch(/MODEL_NOT_FOUND/);
+  });
+});
