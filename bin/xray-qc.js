@@ -2,6 +2,12 @@
 // The compiled CLI (npm ci runs `prepare`, which builds dist/).
 import { main } from '../dist/cli/index.js';
 
+// `xray-qc audit export … | head`: a closed pipe ends the output quietly.
+process.stdout.on('error', (err) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 main(process.argv).then(
   (code) => { process.exitCode = code; },
   (err) => {

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { XrayError } from '../errors.js';
+import { registerAudit } from './audit.js';
 import { registerDemo } from './demo.js';
 import { registerModel } from './model.js';
 import { registerScoring } from './score.js';
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerRun(program);
   registerScoring(program);
+  registerAudit(program);
   registerTools(program);
   registerModel(program);
   registerDemo(program);
