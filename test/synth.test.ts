@@ -40,14 +40,17 @@ describe('xray-qc synth', () => {
 });
 
 describe('xray-qc demo and preprocess --png (full-size demo model)', () => {
-  it('demo scores synthetic captures and a corrupt file, says the model is untrained, ends with a summary', () => {
-    const r = cli(['demo', '--count', '2'], { timeoutMs: 600_000 });
+  it('demo: embedded broker, daemon, synthetic captures; verdicts arrive over MQTT; audit summary at the end', () => {
+    const r = cli(['demo', '--count', '3', '--interval-ms', '50'], { timeoutMs: 600_000 });
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/UNTRAINED/);
-    expect(lines.filter((l) => /electrode_000\d\.tif {2}(PASS|FLAG)/.test(l))).toHaveLength(2);
-    expect(lines.find((l) => l.startsWith('corrupt.tif'))).toMatch(/ERROR {2}TIFF_/);
-    expect(lines.at(-1)).toMatch(/^summary: \d pass, \d flag, 1 error/);
+    expect(lines[0]).toMatch(/^broker mqtt:\/\/127\.0\.0\.1:\d+ \(aedes\)/);
+    expect(lines[1]).toMatch(/UNTRAINED/);
+    const table = lines.filter((l) => /^\s+\d+ {2}\S+\.tif/.test(l));
+    expect(table).toHaveLength(4);
+    expect(table.filter((l) => / (PASS|FLAG) /.test(l))).toHaveLength(3);
+    expect(table.find((l) => l.includes('corrupt_capture.tif'))).toMatch(/ERROR TIFF_/);
+    expect(lines.at(-1)).toMatch(/^audit summary: 4 inspections — \d pass, \d flag, 1 error; .*4\/4 verdicts received over MQTT$/);
   });
 
   it('preprocess writes the 2000×1000 tensor and an 8-bit PNG of what the model saw', () => {
