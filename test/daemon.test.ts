@@ -164,3 +164,31 @@ describe('xray-qc run', () => {
     expect(await again.stop()).toBe(0);
   });
 });
+
+describe('plain-text topic and mosquitto_sub', () => {
+  it('publishes `<seq> <VERDICT> <p|-> <reason> <id>` lines; mosquitto_sub -q 1 sees every verdict', async () => {
+    const { spawn } = await import('node:child_process');
+    const { sub, station, daemon, broker } = await rig('  plain_topic: true\n');
+    const cliSub = spawn('mosquitto_sub', ['-p', String(broker.port), '-q', '1', '-t', 'xray-qc/xray-1/verdict'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    cleanups.push(async () => { cliSub.kill(); });
+    let cliOut = '';
+    cliSub.stdout.on('data', (d: Buffer) => { cliOut += d.toString(); });
+    await sleep(300);
+    daemon.start();
+    await daemon.waitFor(/watching the capture folder/);
+    await writeFile(join(station.captures, 'ok.tif'), capture(700));
+    await writeFile(join(station.captures, 'broken.tif'), Buffer.from('MM\0*garbage'));
+    await until(() => sub.plain.length >= 2 && cliOut.trim().split('\n').length >= 2, 20_000, 'two plain lines and two mosquitto_sub lines');
+    const byId = new Map(sub.verdicts.map((v) => [v.id, v]));
+    for (const line of sub.plain) {
+      const [seq, verdict, p, reason, id] = line.split(' ');
+      const v = byId.get(id)!;
+      expect(Number(seq)).toBe(v.seq);
+      expect(verdict).toBe(v.verdict.toUpperCase());
+      expect(reason).toBe(v.reason);
+      expect(p).toMatch(v.verdict === 'error' ? /^-$/ : /^0\.\d{4}$/);
+    }
+    const fromCli = cliOut.trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id);
+    expect(new Set(fromCli)).toEqual(new Set(sub.verdicts.map((v) => v.id)));
+  });
+});
