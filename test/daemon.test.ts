@@ -165,6 +165,29 @@ describe('xray-qc run', () => {
   });
 });
 
+describe('captures whose writer pauses longer than settle_ms', () => {
+  it('a half-written file waits for its writer instead of being scored as truncated; a really truncated one is recorded once', async () => {
+    const { sub, station, daemon } = await rig();
+    daemon.start();
+    await daemon.waitFor(/watching the capture folder/);
+    const whole = capture(800);
+    const path = join(station.captures, 'paused.tif');
+    await writeFile(path, whole.subarray(0, Math.floor(whole.length / 2)));
+    await writeFile(join(station.captures, 'cut.tif'), capture(801).subarray(0, 20_000));
+    await daemon.waitFor(/capture looks incomplete/); // it settled, was read, and is waiting
+    await sleep(800); // longer than settle_ms
+    await writeFile(path, whole);
+    await until(() => sub.verdicts.length >= 2, 20_000, 'two verdicts');
+    await sleep(500);
+    const r = rows(station.db);
+    expect(r).toHaveLength(2);
+    const paused = r.find((x) => x.file_path === path)!;
+    expect(paused.verdict).not.toBe('error');
+    const cut = r.find((x) => x.file_path.endsWith('cut.tif'))!;
+    expect([cut.verdict, cut.reason]).toEqual(['error', 'TIFF_TRUNCATED']);
+  });
+});
+
 describe('plain-text topic and mosquitto_sub', () => {
   it('publishes `<seq> <VERDICT> <p|-> <reason> <id>` lines; mosquitto_sub -q 1 sees every verdict', async () => {
     const { spawn } = await import('node:child_process');

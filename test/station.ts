@@ -97,6 +97,7 @@ export function makeStation(opts: { port: number; settleMs?: number; reconnectMs
 capture:
   dir: ./captures
   settle_ms: ${opts.settleMs ?? 300}
+  incomplete_grace_ms: 2000
 model:
   dir: ./models
 database:

@@ -21,6 +21,7 @@ export const ConfigSchema = z.strictObject({
     patterns: z.array(z.string().min(1)).min(1).default(['**/*.tif', '**/*.tiff']),
     ignore: z.array(z.string().min(1)).default(['**/.*', '**/*.part', '**/*.tmp']),
     settle_ms: ms.max(600_000).default(500),
+    incomplete_grace_ms: ms.max(600_000).default(5000),
     max_pixels: z.number().int().positive().default(DEFAULT_MAX_PIXELS),
     poll: z.boolean().default(false),
   }),

@@ -73,6 +73,7 @@ export class Daemon {
     this.pipeline = new Pipeline({
       stationId: c.station_id,
       verdictTopic: this.publisher.topics.verdict,
+      incompleteGraceMs: c.capture.incomplete_grace_ms,
       store,
       scorer: () => this.scorer!,
       logger: this.logger,

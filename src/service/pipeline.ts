@@ -8,6 +8,8 @@ export interface PipelineContext {
   store: Store;
   scorer: () => Scorer;
   logger: Logger;
+  /** How long a capture that reads as truncated waits for its writer before it is recorded as such. */
+  incompleteGraceMs: number;
   /** A row was recorded (audit + outbox); the publisher should send it. */
   onRecorded: (result: ScoreResult, seq: number) => void;
 }
@@ -27,6 +29,8 @@ export class Pipeline {
   private running = false;
   private loop: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
+  /** Captures that read as truncated, waiting for their writer: path → stat seen, retry time. */
+  private readonly deferred = new Map<string, { size: number; mtimeMs: number; until: number }>();
   readonly counts = { pass: 0, flag: 0, error: 0, skipped: 0 };
 
   constructor(private readonly ctx: PipelineContext) {}
@@ -50,7 +54,28 @@ export class Pipeline {
   }
 
   private next(exclude: string | null): QueueRow | null {
-    return this.ctx.store.queueHead(2).find((r) => r.file_path !== exclude) ?? null;
+    const now = Date.now();
+    const waiting = (path: string): boolean => (this.deferred.get(path)?.until ?? 0) > now;
+    return this.ctx.store.queueHead(2 + this.deferred.size).find((r) => r.file_path !== exclude && !waiting(r.file_path)) ?? null;
+  }
+
+  /**
+   * A file that reads as truncated may still be in the writer's hands (a copy that paused longer
+   * than settle_ms). Give it one grace period; record the error only if it is unchanged after it.
+   */
+  private deferIfIncomplete(prepared: Prepared): boolean {
+    if (prepared.ok || prepared.failure.reason !== 'TIFF_TRUNCATED' || !prepared.capture) return false;
+    const { size, mtimeMs } = prepared.capture;
+    const d = this.deferred.get(prepared.file);
+    const same = d !== undefined && d.size === size && d.mtimeMs === mtimeMs;
+    if (same && Date.now() >= d.until) return false;
+    if (!same) {
+      const until = Date.now() + this.ctx.incompleteGraceMs;
+      this.deferred.set(prepared.file, { size, mtimeMs, until });
+      setTimeout(() => this.wake(), this.ctx.incompleteGraceMs + 10).unref();
+      this.ctx.logger.info({ file: prepared.file, size, graceMs: this.ctx.incompleteGraceMs }, 'capture looks incomplete; waiting for its writer');
+    }
+    return true;
   }
 
   private async run(): Promise<void> {
@@ -67,6 +92,11 @@ export class Pipeline {
         current = { row, prepared: this.ctx.scorer().prepare(row.file_path) };
       }
       const prepared = await current.prepared;
+      if (this.deferIfIncomplete(prepared)) {
+        current = null;
+        continue;
+      }
+      this.deferred.delete(prepared.file);
       if (prepared.sha256 && this.ctx.store.auditedBySha(prepared.file, prepared.sha256)) {
         this.ctx.store.dequeue(prepared.file);
         this.counts.skipped++;
