@@ -14,6 +14,12 @@ export interface PipelineContext {
   onRecorded: (result: ScoreResult, seq: number) => void;
 }
 
+/**
+ * Errors a file still being written can show: data cut short, a directory written last (libtiff
+ * puts it after the image data) that lies past the current end, a compressed stream cut short.
+ */
+const INCOMPLETE_LOOKING = new Set(['TIFF_TRUNCATED', 'TIFF_BAD_OFFSET', 'TIFF_CORRUPT_DATA']);
+
 interface InFlight {
   row: QueueRow;
   prepared: Promise<Prepared>;
@@ -64,7 +70,7 @@ export class Pipeline {
    * than settle_ms). Give it one grace period; record the error only if it is unchanged after it.
    */
   private deferIfIncomplete(prepared: Prepared): boolean {
-    if (prepared.ok || prepared.failure.reason !== 'TIFF_TRUNCATED' || !prepared.capture) return false;
+    if (prepared.ok || !INCOMPLETE_LOOKING.has(prepared.failure.reason) || !prepared.capture) return false;
     const { size, mtimeMs } = prepared.capture;
     const d = this.deferred.get(prepared.file);
     const same = d !== undefined && d.size === size && d.mtimeMs === mtimeMs;
