@@ -57,6 +57,7 @@ describe('parity with a PyTorch + OpenCV implementation', () => {
       const diff = Math.abs(line.p_abnormal - want);
       if (diff > worst.diff) Object.assign(worst, { diff, file: kit[i].file });
     }
+    console.log(`parity ${kind}/${conversion}: worst |Δp| = ${worst.diff.toExponential(2)} (${worst.file || 'all equal'}) over ${lines.length} files`);
     expect(worst.diff, `worst ${worst.file}`).toBeLessThanOrEqual(2e-3);
   });
 
@@ -76,6 +77,7 @@ describe('parity with a PyTorch + OpenCV implementation', () => {
         const levels = (Math.abs(ours.data[i] - ref.data[i]) * STD[Math.floor(i / plane)] * 255);
         maxLevels = Math.max(maxLevels, levels);
       }
+      console.log(`preprocess ${conversion} ${entry.file}: max |Δ| = ${maxLevels.toFixed(6)} levels`);
       expect(maxLevels, entry.file).toBeLessThanOrEqual(1);
     }
   });

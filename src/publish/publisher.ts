@@ -64,7 +64,11 @@ export class Publisher {
       this.logger.info({ url: m.url }, 'connected to MQTT broker');
       this.store.event('broker', `connected to ${m.url}`);
       this.publishStatus('online');
-      this.kick();
+      // A backlog waits a moment after a reconnect, so that subscribers reconnecting to the same
+      // restarted broker are subscribed again before it arrives.
+      const backlog = this.store.outboxCount() > 0;
+      if (backlog && m.resend_delay_ms > 0) setTimeout(() => this.kick(), m.resend_delay_ms).unref();
+      else this.kick();
     });
     client.on('close', () => {
       if (this.client) this.logger.warn('MQTT connection closed; verdicts wait in the outbox');
