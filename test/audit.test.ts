@@ -29,7 +29,7 @@ describe('xray-qc audit', () => {
   });
 
   it('list filters by verdict and time, newest first', () => {
-    const r = cli(['audit', '--db', db, 'list', '--verdict', 'flag', '--since', '2026-11-22T00:00:00Z', '--until', '2026-11-23T00:00:00Z', '--limit', '5', '--json']);
+    const r = cli(['audit', 'list', '--db', db, '--verdict', 'flag', '--since', '2026-11-22T00:00:00Z', '--until', '2026-11-23T00:00:00Z', '--limit', '5', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const got = jsonLines<{ seq: number; verdict: string; scored_at: string }>(r.stdout);
     expect(got).toHaveLength(5);
@@ -39,7 +39,7 @@ describe('xray-qc audit', () => {
 
   it('summary counts per verdict and model equal plain SQL; latency percentiles by nearest rank', () => {
     const got = jsonLines<{ group: string; total: number; pass: number; flag: number; error: number; flag_rate: number; latency_p50_ms: number; latency_p95_ms: number }>(
-      cli(['audit', '--db', db, 'summary', '--by', 'model', '--json']).stdout,
+      cli(['audit', 'summary', '--db', db, '--by', 'model', '--json']).stdout,
     );
     const d = new Sqlite(db, { readonly: true });
     const want = d.prepare(`SELECT 'm v' || model_version AS g, count(*) t, sum(verdict='pass') p, sum(verdict='flag') f, sum(verdict='error') e
@@ -50,21 +50,21 @@ describe('xray-qc audit', () => {
     expect(got[0].flag_rate).toBeCloseTo(want[0].f / (want[0].p + want[0].f), 10);
     expect(got[0].latency_p50_ms).toBe(lat[Math.ceil(0.5 * lat.length) - 1]);
     expect(got[0].latency_p95_ms).toBe(lat[Math.ceil(0.95 * lat.length) - 1]);
-    const byDay = jsonLines<{ group: string; total: number }>(cli(['audit', '--db', db, 'summary', '--by', 'day', '--json']).stdout);
+    const byDay = jsonLines<{ group: string; total: number }>(cli(['audit', 'summary', '--db', db, '--by', 'day', '--json']).stdout);
     expect(byDay.map((x) => x.group)).toEqual(['2026-11-20', '2026-11-21', '2026-11-22', '2026-11-23', '2026-11-24']);
     expect(byDay.reduce((a, b) => a + b.total, 0)).toBe(5000);
   });
 
   it('show by id and by seq; export csv and jsonl with every row', () => {
-    const first = jsonLines<{ id: string }>(cli(['audit', '--db', db, 'list', '--limit', '1', '--json']).stdout)[0];
-    expect(JSON.parse(cli(['audit', '--db', db, 'show', first.id]).stdout).seq).toBe(5000);
-    expect(JSON.parse(cli(['audit', '--db', db, 'show', '11']).stdout).error_message).toBe('cut, "short"');
-    expect(cli(['audit', '--db', db, 'show', 'nope']).code).toBe(1);
-    const csv = cli(['audit', '--db', db, 'export', '--format', 'csv']).stdout.trim().split('\n');
+    const first = jsonLines<{ id: string }>(cli(['audit', 'list', '--db', db, '--limit', '1', '--json']).stdout)[0];
+    expect(JSON.parse(cli(['audit', 'show', '--db', db, first.id]).stdout).seq).toBe(5000);
+    expect(JSON.parse(cli(['audit', 'show', '--db', db, '11']).stdout).error_message).toBe('cut, "short"');
+    expect(cli(['audit', 'show', '--db', db, 'nope']).code).toBe(1);
+    const csv = cli(['audit', 'export', '--db', db, '--format', 'csv']).stdout.trim().split('\n');
     expect(csv).toHaveLength(5001);
     expect(csv[0].split(',').slice(0, 3)).toEqual(['seq', 'id', 'station_id']);
     expect(csv.find((l) => l.startsWith('11,'))).toContain('"cut, ""short"""');
-    expect(jsonLines(cli(['audit', '--db', db, 'export', '--format', 'jsonl', '--since', '2026-11-24T00:00:00Z']).stdout)).toHaveLength(1000);
+    expect(jsonLines(cli(['audit', 'export', '--db', db, '--format', 'jsonl', '--since', '2026-11-24T00:00:00Z']).stdout)).toHaveLength(1000);
   });
 
   it('the audit queries use indexes, not table scans', () => {
@@ -81,7 +81,7 @@ describe('xray-qc audit', () => {
     const w = new Sqlite(db);
     w.exec('BEGIN IMMEDIATE; UPDATE inspections SET reason = reason WHERE seq = 1;');
     try {
-      const r = cli(['audit', '--db', db, 'summary', '--json']);
+      const r = cli(['audit', 'summary', '--db', db, '--json']);
       expect(r.code, r.stderr).toBe(0);
       expect(jsonLines<{ total: number }>(r.stdout)[0].total).toBe(5000);
     } finally {

@@ -47,12 +47,13 @@ function line(r: InspectionRow): string {
 }
 
 export function registerAudit(program: Command): void {
-  const audit = program.command('audit').description('read-only queries on the audit database (safe while the daemon runs)')
+  const audit = program.command('audit').description('read-only queries on the audit database (safe while the daemon runs)');
+  const sub = (name: string): Command => audit.command(name)
     .option('--config <file>', 'station configuration (for database.path)', 'config.yaml')
     .option('--db <file>', 'the audit database (overrides --config)');
-  const dbOpts = (cmd: Command): DbOptions => cmd.parent!.opts<DbOptions>();
+  const dbOpts = (cmd: Command): DbOptions => cmd.opts<DbOptions>();
 
-  audit.command('list').description('inspections, newest first')
+  sub('list').description('inspections, newest first')
     .option('--since <iso>').option('--until <iso>')
     .option('--verdict <v>', 'pass|flag|error', parseChoice(['pass', 'flag', 'error'] as const))
     .option('--limit <n>', 'at most n rows', parseNumber(1, 1e7, true), 50)
@@ -63,7 +64,7 @@ export function registerAudit(program: Command): void {
       });
     });
 
-  audit.command('show').description('one inspection, by id or seq').argument('<id>')
+  sub('show').description('one inspection, by id or seq').argument('<id>')
     .action(function (this: Command, id: string) {
       withDb(dbOpts(this), (db) => {
         const r = showInspection(db, id);
@@ -76,7 +77,7 @@ export function registerAudit(program: Command): void {
       });
     });
 
-  audit.command('summary').description('counts per verdict, flag rate, latency p50/p95')
+  sub('summary').description('counts per verdict, flag rate, latency p50/p95')
     .option('--since <iso>').option('--until <iso>')
     .option('--by <group>', 'hour|day|model', parseChoice(['hour', 'day', 'model'] as const))
     .option('--json', 'JSON lines')
@@ -96,7 +97,7 @@ export function registerAudit(program: Command): void {
       });
     });
 
-  audit.command('export').description('every inspection, oldest first')
+  sub('export').description('every inspection, oldest first')
     .requiredOption('--format <f>', 'csv|jsonl', parseChoice(['csv', 'jsonl'] as const))
     .option('--since <iso>').option('--until <iso>')
     .action(async function (this: Command, o: { format: 'csv' | 'jsonl'; since?: string; until?: string }) {

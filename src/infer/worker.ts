@@ -64,7 +64,13 @@ async function load(message: Extract<ToWorker, { type: 'load' }>): Promise<void>
     const started = performance.now();
     try {
       const warm = new Float32Array(3 * message.graph.height * message.graph.width);
-      await candidate.run({ [message.graph.inputName]: new ort.Tensor('float32', warm, [1, 3, message.graph.height, message.graph.width]) });
+      const out = await candidate.run({ [message.graph.inputName]: new ort.Tensor('float32', warm, [1, 3, message.graph.height, message.graph.width]) });
+      const values = Array.from(out[message.graph.outputName].data as ArrayLike<number>);
+      if (!values.every(Number.isFinite)) {
+        await candidate.release();
+        send({ type: 'load-failed', code: 'MODEL_LOAD_FAILED', message: `warm-up output is not finite: [${values.join(', ')}]`, warnings });
+        return;
+      }
     } catch (err) {
       await candidate.release();
       warnings.push(`provider ${provider} failed its warm-up run: ${(err as Error).message.split('\n')[0]}`);

@@ -24,6 +24,8 @@ export class Publisher {
   private flushAgain = false;
   private since = new Date().toISOString();
   private statusTimer: NodeJS.Timeout | null = null;
+  private readonly commands = new Map<string, (payload: Buffer) => Promise<unknown>>();
+  private readonly retained = new Map<string, string>();
 
   constructor(
     private readonly config: Config,
@@ -64,11 +66,21 @@ export class Publisher {
       this.logger.info({ url: m.url }, 'connected to MQTT broker');
       this.store.event('broker', `connected to ${m.url}`);
       this.publishStatus('online');
+      for (const [topic, payload] of this.retained) client.publish(topic, payload, { qos: 1, retain: true });
+      if (this.commands.size) client.subscribe([...this.commands.keys()], { qos: 1 });
       // A backlog waits a moment after a reconnect, so that subscribers reconnecting to the same
       // restarted broker are subscribed again before it arrives.
       const backlog = this.store.outboxCount() > 0;
       if (backlog && m.resend_delay_ms > 0) setTimeout(() => this.kick(), m.resend_delay_ms).unref();
       else this.kick();
+    });
+    client.on('message', (topic, payload) => {
+      const handler = this.commands.get(topic);
+      if (!handler) return;
+      void handler(payload).then(
+        (result) => client.publish(`${topic}/result`, JSON.stringify(result), { qos: 1 }),
+        (err: unknown) => client.publish(`${topic}/result`, JSON.stringify({ result: 'error', message: (err as Error).message }), { qos: 1 }),
+      );
     });
     client.on('close', () => {
       if (this.client) this.logger.warn('MQTT connection closed; verdicts wait in the outbox');
@@ -97,6 +109,22 @@ export class Publisher {
     }
     this.client = null;
     await withTimeout(client.endAsync(), timeoutMs).catch(() => client.end(true));
+  }
+
+  /**
+   * A request topic `<prefix>/<suffix>`; the handler's result is published on `…/result`.
+   * Register before start().
+   */
+  onCommand(suffix: string, handler: (payload: Buffer) => Promise<unknown>): void {
+    this.commands.set(`${this.config.mqtt.topic_prefix}/${suffix}`, handler);
+  }
+
+  /** A retained message, re-published on every reconnect. */
+  setRetained(suffix: string, value: unknown): void {
+    const topic = `${this.config.mqtt.topic_prefix}/${suffix}`;
+    const payload = JSON.stringify(value);
+    this.retained.set(topic, payload);
+    if (this.client?.connected) this.client.publish(topic, payload, { qos: 1, retain: true });
   }
 
   /** New rows in the outbox: send them (one flush loop at a time). */

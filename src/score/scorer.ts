@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import { decide, abnormalProbability, type Reason } from '../decide/verdict.js';
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { decodeTiff, readCaptureFile, type CaptureBytes, type DecodeOptions } from '../decode/tiff.js';
 import { XrayError, toXrayError, type ErrorCode } from '../errors.js';
 import { InferenceEngine, type LoadResult } from '../infer/engine.js';
@@ -78,14 +79,14 @@ const round = (ms: number): number => Math.round(ms * 100) / 100;
  * Every stage's failure becomes a coded `error` result; nothing a file contains can throw out.
  */
 export class Scorer {
-  readonly bundle: Bundle;
+  private currentBundle: Bundle;
   readonly load: LoadResult;
   private readonly engine: InferenceEngine;
   private readonly preprocessor: Preprocessor;
   private readonly options: ScorerOptions;
 
   private constructor(bundle: Bundle, engine: InferenceEngine, load: LoadResult, options: ScorerOptions) {
-    this.bundle = bundle;
+    this.currentBundle = bundle;
     this.engine = engine;
     this.load = load;
     this.options = options;
@@ -108,6 +109,15 @@ export class Scorer {
       await engine.stop();
       throw err;
     }
+  }
+
+  get bundle(): Bundle {
+    return this.currentBundle;
+  }
+
+  /** The bundle folder was renamed (staging → repository); the loaded session is unaffected. */
+  movedTo(dir: string): void {
+    this.currentBundle = { ...this.currentBundle, dir, modelPath: join(dir, 'model.onnx') };
   }
 
   get modelRef(): ModelRef {

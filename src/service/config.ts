@@ -29,6 +29,8 @@ export const ConfigSchema = z.strictObject({
     dir: z.string().min(1),
     providers: z.array(z.enum(PROVIDERS)).min(1).default(['cpu']),
     intra_op_threads: z.number().int().positive().optional(),
+    /** Fall back to the previous model after this many consecutive inference failures. */
+    fallback_after: z.number().int().positive().default(3),
   }),
   database: z.strictObject({
     path: z.string().min(1),
@@ -48,6 +50,18 @@ export const ConfigSchema = z.strictObject({
     plain_topic: z.boolean().default(false),
     status_interval_s: z.number().int().min(1).max(3600).default(30),
   }),
+  sync: z.strictObject({
+    url: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s) URL'),
+    channel: z.string().regex(/^[A-Za-z0-9._-]+$/).default('stable'),
+    interval_s: z.number().int().min(1).max(86_400).default(300),
+    trusted_keys: z.array(z.string().min(1)).default([]),
+    require_signature: z.boolean().default(true),
+    keep_versions: z.number().int().min(2).max(100).default(3),
+    allow_insecure_http: z.boolean().default(false),
+    max_manifest_bytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+    max_input_pixels: z.number().int().positive().default(16_000_000),
+  }).refine((s) => !s.require_signature || s.trusted_keys.length > 0, { message: 'at least one trusted key when require_signature is true', path: ['trusted_keys'] })
+    .nullable().default(null),
   service: z.strictObject({
     stop_timeout_ms: ms.min(100).max(600_000).default(20_000),
     watchdog_ms: ms.min(100).max(600_000).nullable().default(null),
@@ -103,6 +117,7 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
     capture: { ...c.capture, dir: abs(c.capture.dir) },
     model: { ...c.model, dir: abs(c.model.dir) },
     database: { path: abs(c.database.path) },
+    sync: c.sync ? { ...c.sync, url: c.sync.url.replace(/\/+$/, ''), trusted_keys: c.sync.trusted_keys.map(abs) } : null,
     mqtt: {
       ...c.mqtt,
       topic_prefix: c.mqtt.topic_prefix ?? `xray-qc/${c.station_id}`,

@@ -1,10 +1,13 @@
 import type { Logger } from 'pino';
 import { CaptureWatcher } from '../capture/watcher.js';
+import { cleanStaging } from '../model/repository.js';
 import { Publisher } from '../publish/publisher.js';
 import { openDatabase, type Db } from '../record/database.js';
 import { Store } from '../record/store.js';
 import { Scorer } from '../score/scorer.js';
+import { Syncer } from '../sync/syncer.js';
 import type { Config } from './config.js';
+import { ModelSwitch } from './models.js';
 import { Pipeline } from './pipeline.js';
 import { SystemdNotifier } from './systemd.js';
 
@@ -15,16 +18,18 @@ interface Component {
 
 /**
  * `xray-qc run`: owns the components and their order. Start: database → model (loaded and warmed)
- * → MQTT (connects in the background) → capture loop → watcher (+ reconcile) → READY=1. Stop: the
- * reverse, so the capture in flight finishes and is recorded before anything it needs goes away.
+ * → MQTT (connects in the background) → capture loop → model switching and sync → watcher
+ * (+ reconcile) → READY=1. Stop: the reverse, so the capture in flight finishes and is recorded
+ * before anything it needs goes away.
  */
 export class Daemon {
   private readonly started: Component[] = [];
   private db: Db | null = null;
   private store: Store | null = null;
-  private scorer: Scorer | null = null;
   private publisher: Publisher | null = null;
   private pipeline: Pipeline | null = null;
+  private models: ModelSwitch | null = null;
+  private syncer: Syncer | null = null;
   private watcher: CaptureWatcher | null = null;
   private watchdogTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
@@ -35,6 +40,10 @@ export class Daemon {
     private readonly notifier: SystemdNotifier,
     private readonly version: string,
   ) {}
+
+  private get scorer(): Scorer | null {
+    return this.pipeline?.activeScorer ?? null;
+  }
 
   async start(signal?: AbortSignal): Promise<void> {
     const c = this.config;
@@ -48,8 +57,14 @@ export class Daemon {
     store.event('start', `xray-qc ${this.version} starting`, { pid: process.pid, config: c.source });
     step();
 
+    let scorer: Scorer;
     try {
-      this.scorer = await Scorer.open(c.model.dir, {
+      const switcher = new ModelSwitch({
+        config: c, store, logger: this.logger, pipeline: () => this.pipeline!, announce: (s, previous) => this.announceModel(s, previous),
+      });
+      this.models = switcher;
+      if (switcher.isRepository) await cleanStaging(switcher.repo); // what a crash mid-download left behind
+      scorer = await Scorer.open(c.model.dir, {
         providers: c.model.providers, decode: { maxPixels: c.capture.max_pixels }, intraOpThreads: c.model.intra_op_threads,
       });
     } catch (err) {
@@ -57,16 +72,25 @@ export class Daemon {
       store.event('error', `model ${c.model.dir}: ${code}: ${(err as Error).message}`);
       throw err;
     }
-    this.started.push({ name: 'model', stop: () => this.scorer?.close() });
-    for (const w of this.scorer.load.warnings) this.logger.warn(w);
-    const m = this.scorer.bundle;
+    this.started.push({ name: 'model', stop: () => (this.scorer ?? scorer).close() });
+    for (const w of scorer.load.warnings) this.logger.warn(w);
+    const m = scorer.bundle;
     store.modelActivated({ name: m.manifest.name, version: m.manifest.version, sha256: m.modelSha256, dir: m.dir });
-    store.event('model', `loaded ${m.manifest.name} v${m.manifest.version} on ${this.scorer.load.provider}`, { dir: m.dir });
-    this.logger.info({ model: this.scorer.modelRef, provider: this.scorer.load.provider, warmupMs: Math.round(this.scorer.load.warmupMs) }, 'model loaded');
+    store.event('model', `loaded ${m.manifest.name} v${m.manifest.version} on ${scorer.load.provider}`, { dir: m.dir });
+    this.logger.info({ model: scorer.modelRef, provider: scorer.load.provider, warmupMs: Math.round(scorer.load.warmupMs) }, 'model loaded');
     if (m.manifest.untrained) this.logger.warn('the active model is the UNTRAINED demo model: its verdicts mean nothing');
     step();
 
     this.publisher = new Publisher(c, store, this.logger, () => ({ model: this.scorer?.modelRef ?? null, queue: store.queueCount() }), this.version);
+    this.syncer = new Syncer({
+      config: c, store, logger: this.logger, repo: c.model.dir, active: () => this.scorer!.bundle,
+      activate: (s, folder) => this.models!.activate(s, folder, 'model sync'),
+    });
+    this.publisher.onCommand('cmd/sync', async (payload) => {
+      const request = parseRequest(payload);
+      const result = await this.syncer!.check('mqtt request', true);
+      return { ...result, correlation_id: request.correlation_id ?? null };
+    });
     await this.publisher.start();
     this.started.push({ name: 'mqtt', stop: () => this.publisher?.stop() });
 
@@ -75,12 +99,21 @@ export class Daemon {
       verdictTopic: this.publisher.topics.verdict,
       incompleteGraceMs: c.capture.incomplete_grace_ms,
       store,
-      scorer: () => this.scorer!,
+      scorer,
       logger: this.logger,
       onRecorded: () => this.publisher?.kick(),
+      onModelFailures: (n) => this.models?.onFailures(n),
     });
     await this.pipeline.start();
     this.started.push({ name: 'pipeline', stop: () => this.pipeline?.stop() });
+
+    await this.models!.start(scorer);
+    this.started.push({ name: 'model switching', stop: () => this.models?.stop() });
+    if (c.sync) {
+      if (!this.models!.isRepository) throw new Error('sync needs model.dir to be a repository (bundles + active), not a single bundle');
+      await this.syncer.start();
+      this.started.push({ name: 'sync', stop: () => this.syncer?.stop() });
+    }
 
     this.watcher = new CaptureWatcher({
       dir: c.capture.dir, patterns: c.capture.patterns, ignore: c.capture.ignore, settleMs: c.capture.settle_ms,
@@ -94,8 +127,7 @@ export class Daemon {
     await this.watcher.start();
     this.started.push({ name: 'watcher', stop: () => this.watcher?.stop() });
     const found = await this.watcher.reconcile((f) => store.auditedByStat(f.path, f.size, f.mtimeMs) || store.isQueued(f.path));
-    const queued = store.queueCount();
-    this.logger.info({ dir: c.capture.dir, found, queued }, 'watching the capture folder');
+    this.logger.info({ dir: c.capture.dir, found, queued: store.queueCount() }, 'watching the capture folder');
     this.pipeline.wake();
 
     this.notifier.ready(this.summary());
@@ -114,6 +146,16 @@ export class Daemon {
     const queue = this.store?.queueCount() ?? 0;
     const outbox = this.store?.outboxCount() ?? 0;
     return `scored ${n.pass + n.flag + n.error} (${n.flag} flag, ${n.error} error); queue ${queue}; unpublished ${outbox}; ${model}; mqtt ${this.publisher?.connected ? 'connected' : 'disconnected'}`;
+  }
+
+  private announceModel(scorer: Scorer, previous: string | null): void {
+    const m = scorer.bundle.manifest;
+    this.publisher?.setRetained('model', {
+      name: m.name, version: m.version, sha256: scorer.bundle.modelSha256, untrained: m.untrained ?? false,
+      provider: scorer.load.provider, activated_at: new Date().toISOString(), previous,
+    });
+    if (this.publisher?.connected) this.publisher.publishStatus('online');
+    this.notifier.status(this.summary());
   }
 
   private startWatchdog(): void {
@@ -149,5 +191,14 @@ export class Daemon {
       }
     }
     this.started.length = 0;
+  }
+}
+
+function parseRequest(payload: Buffer): { correlation_id?: string } {
+  try {
+    const v = JSON.parse(payload.toString('utf8')) as { correlation_id?: unknown };
+    return typeof v.correlation_id === 'string' ? { correlation_id: v.correlation_id } : {};
+  } catch {
+    return {};
   }
 }

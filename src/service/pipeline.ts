@@ -6,12 +6,14 @@ export interface PipelineContext {
   stationId: string;
   verdictTopic: string;
   store: Store;
-  scorer: () => Scorer;
+  scorer: Scorer;
   logger: Logger;
   /** How long a capture that reads as truncated waits for its writer before it is recorded as such. */
   incompleteGraceMs: number;
   /** A row was recorded (audit + outbox); the publisher should send it. */
   onRecorded: (result: ScoreResult, seq: number) => void;
+  /** The model failed this many inferences in a row (errors or non-finite outputs). */
+  onModelFailures?: (consecutive: number, scorer: Scorer) => void;
 }
 
 /**
@@ -22,8 +24,12 @@ const INCOMPLETE_LOOKING = new Set(['TIFF_TRUNCATED', 'TIFF_BAD_OFFSET', 'TIFF_C
 
 interface InFlight {
   row: QueueRow;
+  /** The model this capture was prepared for; it is also the one that scores it. */
+  scorer: Scorer;
   prepared: Promise<Prepared>;
 }
+
+const MODEL_FAILURES = new Set(['INFER_FAILED', 'INFER_NON_FINITE', 'INFER_WORKER_EXITED']);
 
 /**
  * The capture loop: takes the oldest queued capture, prepares it (read, hash, decode,
@@ -38,8 +44,45 @@ export class Pipeline {
   /** Captures that read as truncated, waiting for their writer: path → stat seen, retry time. */
   private readonly deferred = new Map<string, { size: number; mtimeMs: number; until: number }>();
   readonly counts = { pass: 0, flag: 0, error: 0, skipped: 0 };
+  private scorer: Scorer;
+  private pendingSwap: { scorer: Scorer; resolve: (old: Scorer) => void } | null = null;
+  private consecutiveModelFailures = 0;
 
-  constructor(private readonly ctx: PipelineContext) {}
+  constructor(private readonly ctx: PipelineContext) {
+    this.scorer = ctx.scorer;
+  }
+
+  get activeScorer(): Scorer {
+    return this.scorer;
+  }
+
+  /**
+   * Switches models between two captures: the capture in flight finishes on the old model, the
+   * next one is prepared for the new one. Resolves with the old scorer (the caller closes it).
+   */
+  swap(next: Scorer): Promise<Scorer> {
+    if (!this.running) {
+      const old = this.scorer;
+      this.scorer = next;
+      this.consecutiveModelFailures = 0;
+      return Promise.resolve(old);
+    }
+    return new Promise((resolve) => {
+      this.pendingSwap?.resolve(this.pendingSwap.scorer); // a newer request supersedes an unapplied one
+      this.pendingSwap = { scorer: next, resolve };
+      this.wake();
+    });
+  }
+
+  private applySwap(): void {
+    const swap = this.pendingSwap;
+    if (!swap) return;
+    this.pendingSwap = null;
+    const old = this.scorer;
+    this.scorer = swap.scorer;
+    this.consecutiveModelFailures = 0;
+    swap.resolve(old);
+  }
 
   async start(): Promise<void> {
     this.running = true;
@@ -51,6 +94,7 @@ export class Pipeline {
     this.running = false;
     this.wake();
     await this.loop;
+    this.applySwap();
   }
 
   wake(): void {
@@ -88,6 +132,7 @@ export class Pipeline {
     let current: InFlight | null = null;
     while (this.running) {
       if (!current) {
+        this.applySwap(); // nothing in flight: the safe moment to switch models
         const row = this.next(null);
         if (!row) {
           await new Promise<void>((resolve) => {
@@ -95,7 +140,7 @@ export class Pipeline {
           });
           continue;
         }
-        current = { row, prepared: this.ctx.scorer().prepare(row.file_path) };
+        current = { row, scorer: this.scorer, prepared: this.scorer.prepare(row.file_path) };
       }
       const prepared = await current.prepared;
       if (this.deferIfIncomplete(prepared)) {
@@ -110,25 +155,36 @@ export class Pipeline {
         current = null;
         continue;
       }
-      const scoring = this.ctx.scorer().complete(prepared);
-      // Prepare the next capture on this thread while the worker runs inference.
-      const nextRow: QueueRow | null = this.running ? this.next(current.row.file_path) : null;
-      const nextPrepared: Promise<Prepared> | null = nextRow ? this.ctx.scorer().prepare(nextRow.file_path) : null;
+      const scoring = current.scorer.complete(prepared);
+      // Prepare the next capture on this thread while the worker runs inference (unless a model
+      // switch is waiting: then the next capture is prepared for the new model).
+      const nextRow: QueueRow | null = this.running && !this.pendingSwap ? this.next(current.row.file_path) : null;
+      const nextPrepared: Promise<Prepared> | null = nextRow ? current.scorer.prepare(nextRow.file_path) : null;
       const result = await scoring;
+      this.trackModelHealth(result, current.scorer);
       try {
-        this.record(current.row, prepared, result);
+        this.record(current.row, current.scorer, prepared, result);
       } catch (err) {
         // The database refused the row (disk full, I/O error): the capture stays queued and is
         // retried; nothing is published that is not recorded.
         this.ctx.logger.error({ err: (err as Error).message, file: current.row.file_path }, 'could not record verdict; will retry');
         await new Promise((r) => setTimeout(r, 1000));
       }
-      current = nextRow && nextPrepared ? { row: nextRow, prepared: nextPrepared } : null;
+      current = nextRow && nextPrepared ? { row: nextRow, scorer: current.scorer, prepared: nextPrepared } : null;
     }
   }
 
-  private record(row: QueueRow, prepared: Prepared, result: ScoreResult): void {
-    const scorer = this.ctx.scorer();
+  private trackModelHealth(result: ScoreResult, scorer: Scorer): void {
+    if (scorer !== this.scorer) return;
+    if (result.verdict === 'error' && MODEL_FAILURES.has(result.reason)) {
+      this.consecutiveModelFailures++;
+      this.ctx.onModelFailures?.(this.consecutiveModelFailures, scorer);
+    } else if (result.verdict !== 'error') {
+      this.consecutiveModelFailures = 0;
+    }
+  }
+
+  private record(row: QueueRow, scorer: Scorer, prepared: Prepared, result: ScoreResult): void {
     const m = scorer.bundle.manifest;
     const mtime = prepared.capture?.mtimeMs ?? null;
     const ok = result.verdict !== 'error';

@@ -1,0 +1,97 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { loadBundle, resolveBundleDir } from '../model/bundle.js';
+import { bundleFolderName, listRepository, readActive, setActive } from '../model/repository.js';
+import { Scorer } from '../score/scorer.js';
+import { loadConfig } from '../service/config.js';
+import { addGolden } from '../sync/golden.js';
+import { publish, serveRegistry } from '../sync/registry.js';
+import { keygen, signBundle } from '../sync/signing.js';
+import { parseNumber } from './options.js';
+
+/** Training-host commands (keygen, golden, sign, registry) and the operator's `models`. */
+export function registerSyncCommands(program: Command): void {
+  const model = program.commands.find((c) => c.name() === 'model')!;
+
+  model.command('keygen').description('an ed25519 key pair for signing bundles (private.pem, public.pem)')
+    .requiredOption('--out <dir>', 'where to write the keys (refuses to overwrite)')
+    .action(async (o: { out: string }) => {
+      process.stdout.write(`${JSON.stringify(await keygen(o.out))}\n`);
+    });
+
+  model.command('golden').description("score TIFFs with the bundle and store them as its smoke test (run before signing)")
+    .option('--tolerance <t>', 'allowed |Δp_abnormal| on the station', parseNumber(0, 1), 0.001)
+    .argument('<bundle>').argument('<tiffs...>')
+    .action(async (bundle: string, tiffs: string[], o: { tolerance: number }) => {
+      const scorer = await Scorer.open(bundle);
+      try {
+        const expected = await addGolden(resolve(bundle), scorer, tiffs, o.tolerance);
+        process.stdout.write(`${JSON.stringify(expected)}\n`);
+      } finally {
+        await scorer.close();
+      }
+    });
+
+  model.command('sign').description('write manifest.sig (ed25519 over the exact bytes of manifest.json)')
+    .requiredOption('--key <private.pem>', 'the private key')
+    .argument('<bundle>')
+    .action(async (bundle: string, o: { key: string }) => {
+      await loadBundle(bundle); // sign only what verifies
+      process.stdout.write(`${await signBundle(resolve(bundle), o.key)}\n`);
+    });
+
+  const registry = program.command('registry').description('a static model registry for stations to sync from');
+  registry.command('publish').description('lay the bundle out as <registry>/<name>/<version>/ and point the channel at it')
+    .requiredOption('--registry <dir>').option('--channel <name>', 'channel', 'stable')
+    .argument('<bundle>')
+    .action(async (bundle: string, o: { registry: string; channel: string }) => {
+      await loadBundle(bundle);
+      process.stdout.write(`${JSON.stringify(await publish(resolve(bundle), resolve(o.registry), o.channel))}\n`);
+    });
+  registry.command('serve').description('serve the registry over HTTP (GET/HEAD, ETag); nginx or any static server works too')
+    .requiredOption('--registry <dir>')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port', parseNumber(0, 65535, true), 8080)
+    .action(async (o: { registry: string; host: string; port: number }) => {
+      const server = serveRegistry(resolve(o.registry));
+      await new Promise<void>((r) => server.listen(o.port, o.host, r));
+      const addr = server.address() as { address: string; port: number };
+      process.stdout.write(`serving ${resolve(o.registry)} on http://${addr.address}:${addr.port}/\n`);
+      const stop = (): void => { server.close(); process.exit(0); };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      await new Promise<void>(() => undefined);
+    });
+
+  const models = program.command('models').description("the station's model repository (operator)");
+  const sub = (name: string): Command => models.command(name).option('--config <file>', 'station configuration (for model.dir)', 'config.yaml');
+  const repoOf = (cmd: Command): string => loadConfig(cmd.opts<{ config: string }>().config).model.dir;
+
+  sub('list').description('bundles in the repository; * marks the active one')
+    .option('--json')
+    .action(async function (this: Command, o: { json?: boolean }) {
+      const repo = repoOf(this);
+      const active = await readActive(repo);
+      for (const e of await listRepository(repo)) {
+        const row = { folder: e.folder, active: e.folder === active, name: e.manifest?.name ?? null, version: e.manifest?.version ?? null,
+          sha256: e.manifest?.files['model.onnx']?.sha256 ?? null, created_at: e.manifest?.created_at ?? null, error: e.error ?? null };
+        process.stdout.write(o.json ? `${JSON.stringify(row)}\n`
+          : `${row.active ? '*' : ' '} ${e.folder.padEnd(40)} v${String(row.version ?? '?').padEnd(5)} ${row.created_at ?? ''} ${row.sha256?.slice(0, 12) ?? row.error}\n`);
+      }
+    });
+
+  sub('activate').description('make VERSION (or a bundle folder) active; a running daemon switches between two captures')
+    .argument('<version>')
+    .action(async function (this: Command, version: string) {
+      const repo = repoOf(this);
+      const active = await readActive(repo);
+      const entries = await listRepository(repo);
+      const current = entries.find((e) => e.folder === active)?.manifest;
+      const target = entries.find((e) => e.folder === version)
+        ?? entries.find((e) => e.manifest && String(e.manifest.version) === version.replace(/^v/, '') && (!current || e.manifest.name === current.name));
+      if (!target?.manifest) throw new Error(`no bundle '${version}' in ${repo} (see xray-qc models list)`);
+      await loadBundle(await resolveBundleDir(target.dir)); // verify sizes and sha256 before pointing at it
+      await setActive(repo, target.folder);
+      process.stdout.write(`active: ${target.folder} (${bundleFolderName(target.manifest)}); a running daemon switches within seconds and records it in events\n`);
+    });
+}

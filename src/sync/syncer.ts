@@ -1,0 +1,205 @@
+import { createHash } from 'node:crypto';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Bundle } from '../model/bundle.js';
+import { parseManifest, type Manifest } from '../model/manifest.js';
+import { bundleFolderName, fsyncDir, STAGING } from '../model/repository.js';
+import type { Store } from '../record/store.js';
+import { Scorer } from '../score/scorer.js';
+import type { Config } from '../service/config.js';
+import { checkGolden } from './golden.js';
+import { checkRegistryUrl, fetchSmall, fetchToFile, FetchError } from './http.js';
+import type { ChannelPointer } from './registry.js';
+import { loadPublicKeys, verifyManifest } from './signing.js';
+
+export type SyncStep = 'pointer' | 'manifest' | 'signature' | 'version' | 'compatibility' | 'download' | 'load' | 'golden' | 'activate';
+
+export interface SyncResult {
+  result: 'activated' | 'up-to-date' | 'refused' | 'unreachable' | 'skipped';
+  step?: SyncStep;
+  message: string;
+  name?: string;
+  version?: number;
+}
+
+class Refused extends Error {
+  constructor(readonly step: SyncStep, message: string) {
+    super(message);
+  }
+}
+
+export interface SyncContext {
+  config: Config;
+  store: Store;
+  logger: Logger;
+  repo: string;
+  active: () => Bundle;
+  /** Makes a verified, loaded bundle the one that scores (between two captures). */
+  activate: (scorer: Scorer, folder: string) => Promise<void>;
+}
+
+/**
+ * Pulls new model versions from the registry, in the order careful updaters use (TUF, Mender,
+ * RAUC, Triton): pointer → manifest + signature → no rollback → station can run it → download
+ * into staging with size and sha256 limits → load beside the serving model, warm up, golden
+ * samples → atomic activation. Any failure leaves the serving model alone, writes an `events`
+ * row naming the step, and the same pointer is not tried again until it changes (or a restart).
+ */
+export class Syncer {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<SyncResult> | null = null;
+  private etag: string | undefined;
+  private failedPointer: string | null = null;
+
+  constructor(private readonly ctx: SyncContext) {}
+
+  async start(): Promise<void> {
+    const s = this.ctx.config.sync;
+    if (!s) return;
+    checkRegistryUrl(s.url, s.allow_insecure_http);
+    await loadPublicKeys(s.trusted_keys); // unreadable keys are a configuration error at start
+    this.timer = setInterval(() => void this.check('interval'), s.interval_s * 1000);
+    this.timer.unref();
+    setTimeout(() => void this.check('start'), 1000).unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running?.catch(() => undefined);
+  }
+
+  /** One check at a time; a request during a check gets that check's result. */
+  check(reason: string, force = false): Promise<SyncResult> {
+    if (!this.ctx.config.sync) return Promise.resolve({ result: 'skipped', message: 'sync is not configured' });
+    this.running ??= this.run(reason, force).finally(() => { this.running = null; });
+    return this.running;
+  }
+
+  private async run(reason: string, force: boolean): Promise<SyncResult> {
+    const s = this.ctx.config.sync!;
+    const log = this.ctx.logger;
+    let pointer: ChannelPointer;
+    let pointerKey: string;
+    try {
+      const r = await fetchSmall(`${s.url}/channels/${s.channel}.json`, 64 * 1024, { etag: force ? undefined : this.etag });
+      if (r.status === 304) return { result: 'up-to-date', message: 'channel pointer unchanged' };
+      pointer = JSON.parse(r.body.toString('utf8')) as ChannelPointer;
+      if (typeof pointer.name !== 'string' || !Number.isInteger(pointer.version) || typeof pointer.path !== 'string' || pointer.path.includes('..')) {
+        throw new Refused('pointer', 'channel pointer is malformed');
+      }
+      pointerKey = createHash('sha256').update(r.body).digest('hex');
+      this.etag = r.etag ?? undefined;
+    } catch (err) {
+      if (err instanceof Refused) return this.refused(err, undefined);
+      const message = `registry unreachable: ${(err as Error).message}`;
+      log.warn({ reason }, message);
+      return { result: 'unreachable', message };
+    }
+    const active = this.ctx.active().manifest;
+    if (pointer.name === active.name && pointer.version === active.version) return { result: 'up-to-date', message: `${active.name} v${active.version} is active`, name: active.name, version: active.version };
+    if (!force && this.failedPointer === pointerKey) {
+      return { result: 'skipped', message: `${pointer.name} v${pointer.version} was refused before; waiting for a new pointer`, name: pointer.name, version: pointer.version };
+    }
+    try {
+      const result = await this.install(pointer);
+      this.failedPointer = null;
+      return result;
+    } catch (err) {
+      this.failedPointer = pointerKey;
+      const e = err instanceof Refused ? err : new Refused(err instanceof FetchError ? 'download' : 'activate', (err as Error).message);
+      return this.refused(e, pointer);
+    }
+  }
+
+  private refused(e: Refused, pointer: ChannelPointer | undefined): SyncResult {
+    const what = pointer ? `${pointer.name} v${pointer.version}` : 'update';
+    const message = `${what} refused at step ${e.step}: ${e.message}`;
+    this.ctx.logger.warn({ step: e.step }, message);
+    this.ctx.store.event('sync', message, { step: e.step, name: pointer?.name, version: pointer?.version });
+    return { result: 'refused', step: e.step, message, name: pointer?.name, version: pointer?.version };
+  }
+
+  private async install(pointer: ChannelPointer): Promise<SyncResult> {
+    const s = this.ctx.config.sync!;
+    const base = `${s.url}/${pointer.path.replace(/^\/+/, '').replace(/\/?$/, '/')}`;
+    // 1. manifest and signature
+    let manifestBytes: Buffer;
+    try {
+      manifestBytes = (await fetchSmall(`${base}manifest.json`, s.max_manifest_bytes)).body;
+    } catch (err) {
+      throw new Refused('manifest', (err as Error).message);
+    }
+    let sigText: string | null = null;
+    try {
+      sigText = (await fetchSmall(`${base}manifest.sig`, 4096)).body.toString('utf8');
+    } catch (err) {
+      if (!(err instanceof FetchError && err.status === 404)) throw new Refused('signature', (err as Error).message);
+    }
+    // 2. signature
+    if (s.require_signature) {
+      if (!sigText) throw new Refused('signature', 'the manifest is not signed (no manifest.sig)');
+      const signer = verifyManifest(manifestBytes, sigText, await loadPublicKeys(s.trusted_keys));
+      if (!signer) throw new Refused('signature', 'manifest.sig does not verify with any trusted key (signed by another key, or the manifest was changed after signing)');
+    }
+    let manifest: Manifest;
+    try {
+      manifest = parseManifest(JSON.parse(manifestBytes.toString('utf8')));
+    } catch (err) {
+      throw new Refused('manifest', (err as Error).message);
+    }
+    if (manifest.name !== pointer.name || manifest.version !== pointer.version) {
+      throw new Refused('manifest', `manifest is ${manifest.name} v${manifest.version}, the pointer says ${pointer.name} v${pointer.version}`);
+    }
+    // 3. no rollback
+    const active = this.ctx.active().manifest;
+    if (manifest.name === active.name && manifest.version <= active.version) {
+      throw new Refused('version', `v${manifest.version} is not newer than the active v${active.version} (only an operator may go back: xray-qc models activate)`);
+    }
+    // 4. what this station can run
+    if (manifest.input.height * manifest.input.width > s.max_input_pixels) {
+      throw new Refused('compatibility', `input ${manifest.input.height}×${manifest.input.width} exceeds this station's ${s.max_input_pixels} pixels`);
+    }
+    // 5. download into staging, size- and hash-checked
+    const folder = bundleFolderName(manifest);
+    const staging = join(this.ctx.repo, STAGING, folder);
+    await rm(staging, { recursive: true, force: true });
+    await mkdir(staging, { recursive: true });
+    for (const [name, f] of Object.entries(manifest.files)) {
+      const dest = join(staging, name);
+      await mkdir(dirname(dest), { recursive: true });
+      try {
+        await fetchToFile(`${base}${name.split('/').map(encodeURIComponent).join('/')}`, dest, f.bytes);
+      } catch (err) {
+        throw new Refused('download', (err as Error).message);
+      }
+    }
+    await writeFile(join(staging, 'manifest.json'), manifestBytes);
+    if (sigText) await writeFile(join(staging, 'manifest.sig'), sigText);
+    // 6. load beside the serving model (verifies sizes, sha256 and the graph), warm up, golden samples
+    let candidate: Scorer;
+    try {
+      candidate = await Scorer.open(staging, { providers: this.ctx.config.model.providers, decode: { maxPixels: this.ctx.config.capture.max_pixels } });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      throw new Refused(code === 'MODEL_FILE_MISMATCH' ? 'download' : 'load', `${code ?? 'MODEL_LOAD_FAILED'}: ${(err as Error).message}`);
+    }
+    try {
+      const mismatch = await checkGolden(staging, candidate);
+      if (mismatch) throw new Refused('golden', mismatch);
+      // 7. activate: the complete bundle is renamed into the repository, then `active` is switched
+      const target = join(this.ctx.repo, folder);
+      const exists = await stat(target).then(() => true, () => false);
+      if (exists) await rm(target, { recursive: true, force: true });
+      await rename(staging, target);
+      fsyncDir(this.ctx.repo);
+      candidate.movedTo(target);
+      await this.ctx.activate(candidate, folder);
+    } catch (err) {
+      await candidate.close();
+      throw err;
+    }
+    return { result: 'activated', message: `${manifest.name} v${manifest.version} activated`, name: manifest.name, version: manifest.version };
+  }
+}
