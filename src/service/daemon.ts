@@ -61,6 +61,7 @@ export class Daemon {
     try {
       const switcher = new ModelSwitch({
         config: c, store, logger: this.logger, pipeline: () => this.pipeline!, announce: (s, previous) => this.announceModel(s, previous),
+        holdSync: () => this.syncer?.hold() ?? Promise.resolve(),
       });
       this.models = switcher;
       if (switcher.isRepository) await cleanStaging(switcher.repo); // what a crash mid-download left behind

@@ -15,6 +15,8 @@ export interface ModelSwitchContext {
   pipeline: () => Pipeline;
   /** A model became active: announce it (retained MQTT message, status). */
   announce: (scorer: Scorer, previous: string | null) => void;
+  /** An operator or the fallback went back: sync must not re-install the channel's version. */
+  holdSync: () => Promise<void>;
 }
 
 /**
@@ -111,13 +113,13 @@ export class ModelSwitch {
     if (consecutive < k || !this.previous || this.switching) return;
     const target = this.previous;
     this.ctx.store.event('fallback', `${consecutive} consecutive inference failures on ${this.current}; falling back to ${target}`);
-    void this.switchTo(target, `automatic fallback after ${consecutive} failures`);
+    void this.switchTo(target, `automatic fallback after ${consecutive} failures`).then((ok) => (ok ? this.ctx.holdSync() : undefined));
   }
 
   private async followActiveFile(): Promise<void> {
     if (this.switching) return;
     const named = await readActive(this.repo);
     if (!named || named === this.current) return;
-    await this.switchTo(named, 'operator: active file changed');
+    if (await this.switchTo(named, 'operator: active file changed')) await this.ctx.holdSync();
   }
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Bundle } from '../model/bundle.js';
@@ -22,6 +22,8 @@ export interface SyncResult {
   name?: string;
   version?: number;
 }
+
+const HOLD_FILE = '.sync-hold';
 
 class Refused extends Error {
   constructor(readonly step: SyncStep, message: string) {
@@ -51,6 +53,7 @@ export class Syncer {
   private running: Promise<SyncResult> | null = null;
   private etag: string | undefined;
   private failedPointer: string | null = null;
+  private lastPointer: string | null = null;
 
   constructor(private readonly ctx: SyncContext) {}
 
@@ -59,6 +62,7 @@ export class Syncer {
     if (!s) return;
     checkRegistryUrl(s.url, s.allow_insecure_http);
     await loadPublicKeys(s.trusted_keys); // unreadable keys are a configuration error at start
+    this.failedPointer = await readFile(this.holdFile, 'utf8').then((t) => t.trim() || null, () => null);
     this.timer = setInterval(() => void this.check('interval'), s.interval_s * 1000);
     this.timer.unref();
     setTimeout(() => void this.check('start'), 1000).unref();
@@ -68,6 +72,21 @@ export class Syncer {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.running?.catch(() => undefined);
+  }
+
+  private get holdFile(): string {
+    return join(this.ctx.repo, HOLD_FILE);
+  }
+
+  /**
+   * After an operator's rollback or an automatic fallback: do not re-install what the channel
+   * points to now; resume when it points to something new (or on an explicit cmd/sync). Kept in
+   * the repository, so a restart does not undo the rollback.
+   */
+  async hold(): Promise<void> {
+    if (!this.lastPointer) return;
+    this.failedPointer = this.lastPointer;
+    await writeFile(this.holdFile, `${this.lastPointer}\n`);
   }
 
   /** One check at a time; a request during a check gets that check's result. */
@@ -90,6 +109,7 @@ export class Syncer {
         throw new Refused('pointer', 'channel pointer is malformed');
       }
       pointerKey = createHash('sha256').update(r.body).digest('hex');
+      this.lastPointer = pointerKey;
       this.etag = r.etag ?? undefined;
     } catch (err) {
       if (err instanceof Refused) return this.refused(err, undefined);
@@ -105,9 +125,11 @@ export class Syncer {
     try {
       const result = await this.install(pointer);
       this.failedPointer = null;
+      await rm(this.holdFile, { force: true });
       return result;
     } catch (err) {
       this.failedPointer = pointerKey;
+      await rm(join(this.ctx.repo, STAGING, `${pointer.name}-v${pointer.version}`), { recursive: true, force: true });
       const e = err instanceof Refused ? err : new Refused(err instanceof FetchError ? 'download' : 'activate', (err as Error).message);
       return this.refused(e, pointer);
     }
