@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,10 +14,16 @@ import { synthElectrode } from '../tools/synth.js';
 import { encodeTiff16, type WriteOptions } from '../tools/tiff-writer.js';
 
 /**
- * `npm run bench [-- --runs N] [-- --no-infer]`: per-stage medians on synthetic 1145×2072
- * captures for each encoding, with the full-size demo model, beside a bare `session.run` on the
- * same tensor in this process. Compare ratios within one run: this machine is shared and noisy.
+ * `npm run bench [-- --runs N] [--no-infer] [--vs-python]`: per-stage medians on synthetic
+ * 1145×2072 captures for each encoding, with the full-size demo model, beside a bare
+ * `session.run` on the same tensor in this process; `--vs-python` runs the Python/OpenCV
+ * reference (src/bench/reference.py) on the same files. Compare ratios within one run: this
+ * machine is shared and noisy.
  */
+
+/** Debian's python3 with python3-opencv (the reference); the script ships beside this file's source. */
+const PYTHON = process.env.XRAY_QC_PYTHON ?? '/usr/bin/python3';
+const REFERENCE = fileURLToPath(new URL('../../src/bench/reference.py', import.meta.url));
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -27,6 +35,7 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const runs = Number(args[args.indexOf('--runs') + 1]) || 7;
   const withInfer = !args.includes('--no-infer');
+  const vsPython = args.includes('--vs-python');
   const dir = await mkdtemp(join(tmpdir(), 'xray-qc-bench-'));
   const bundle = await loadBundle(await ensureDemoModel(defaultDemoDir()));
   const pre = preprocessorFor(bundle.manifest);
@@ -39,8 +48,8 @@ async function main(): Promise<void> {
   ];
   console.log(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
   console.log(`capture 1145×2072 → model input ${bundle.manifest.input.height}×${bundle.manifest.input.width}, conversion ${bundle.manifest.preprocess.conversion}, ${runs} runs, medians in ms\n`);
-  console.log('| encoding | file MB | decode | convert + resize + normalise | decode + preprocess |');
-  console.log('|---|---|---|---|---|');
+  console.log(`| encoding | file MB | decode | convert + resize + normalise | decode + preprocess |${vsPython ? ' Python/OpenCV | ratio |' : ''}`);
+  console.log(`|---|---|---|---|---|${vsPython ? '---|---|' : ''}`);
   let tensor: Float32Array | null = null;
   for (const [name, options] of encodings) {
     const file = join(dir, `${name.replace(/\W+/g, '_')}.tif`);
@@ -56,7 +65,15 @@ async function main(): Promise<void> {
       const t2 = performance.now();
       if (i > 0) { decode.push(t1 - t0); prep.push(t2 - t1); } // the first run warms the JIT
     }
-    console.log(`| ${name} | ${(bytes.length / 1e6).toFixed(1)} | ${fmt(median(decode))} | ${fmt(median(prep))} | ${fmt(median(decode) + median(prep))} |`);
+    const ours = median(decode.map((d, i) => d + prep[i]));
+    let extra = '';
+    if (vsPython) {
+      // The reference runs right after ours on the same file, so both see the same machine state.
+      const bounds = bundle.manifest.preprocess.bounds!;
+      const py = JSON.parse(execFileSync(PYTHON, [REFERENCE, String(runs), String(bounds.min), String(bounds.max), file], { encoding: 'utf8' })) as Record<string, number>;
+      extra = ` ${fmt(py[file])} | ${(ours / py[file]).toFixed(2)} |`;
+    }
+    console.log(`| ${name} | ${(bytes.length / 1e6).toFixed(1)} | ${fmt(median(decode))} | ${fmt(median(prep))} | ${fmt(ours)} |${extra}`);
   }
   if (withInfer && tensor) {
     const m = bundle.manifest;

@@ -63,10 +63,10 @@ export function registerScoring(program: Command): void {
       const bundle = await loadBundle(await resolveBundleDir(await modelPathOrDemo(o.model)));
       try {
         const image = await decodeTiffFile(file, { maxPixels: o.maxPixels });
-        const pre = preprocessorFor(bundle.manifest).run(image);
+        const pre = preprocessorFor(bundle.manifest).run(image, undefined, !!o.png);
         const { height, width } = bundle.manifest.input;
         await writeFile(o.out, encodeNpy(pre.tensor, [1, 3, height, width]));
-        if (o.png) await writeFile(o.png, encodePlanesPng(pre.planes, width, height));
+        if (o.png && pre.planes) await writeFile(o.png, encodePlanesPng(pre.planes, width, height));
         process.stdout.write(`${JSON.stringify({ file, out: o.out, png: o.png ?? null, shape: [1, 3, height, width], local_bounds: pre.localBounds })}\n`);
       } catch (err) {
         if (err instanceof XrayError) {

@@ -68,31 +68,33 @@ export class Converter {
   }
 
   /**
-   * The 8-bit planes fed to the network, one per input channel. Gray methods return the same
-   * plane three times (replication), so later stages can resize it once.
+   * The lookup table of each input channel for this image. Gray methods return the same table
+   * three times (replication), so later stages resize the plane once.
    */
-  convert(image: Gray16Image): { planes: [Uint8Array, Uint8Array, Uint8Array]; bounds: Bounds | null } {
+  tables(image: Gray16Image): { luts: [Uint8Array, Uint8Array, Uint8Array]; bounds: Bounds | null } {
     switch (this.conversion) {
-      case 'naive': {
-        const p = applyLut(image.data, this.naiveTable!);
-        return { planes: [p, p, p], bounds: null };
-      }
-      case 'global': {
-        const p = applyLut(image.data, this.globalTable!);
-        return { planes: [p, p, p], bounds: null };
-      }
+      case 'naive':
+        return { luts: [this.naiveTable!, this.naiveTable!, this.naiveTable!], bounds: null };
+      case 'global':
+        return { luts: [this.globalTable!, this.globalTable!, this.globalTable!], bounds: null };
       case 'local': {
         const bounds = localBounds(image);
-        const p = applyLut(image.data, boundsLut(bounds));
-        return { planes: [p, p, p], bounds };
+        const lut = boundsLut(bounds);
+        return { luts: [lut, lut, lut], bounds };
       }
       case 'mixed': {
         const bounds = localBounds(image);
-        return {
-          planes: [applyLut(image.data, this.naiveTable!), applyLut(image.data, this.globalTable!), applyLut(image.data, boundsLut(bounds))],
-          bounds,
-        };
+        return { luts: [this.naiveTable!, this.globalTable!, boundsLut(bounds)], bounds };
       }
     }
+  }
+
+  /** The 8-bit planes fed to the network (full resolution), one per input channel. */
+  convert(image: Gray16Image): { planes: [Uint8Array, Uint8Array, Uint8Array]; bounds: Bounds | null } {
+    const { luts, bounds } = this.tables(image);
+    const p0 = applyLut(image.data, luts[0]);
+    const p1 = luts[1] === luts[0] ? p0 : applyLut(image.data, luts[1]);
+    const p2 = luts[2] === luts[0] ? p0 : luts[2] === luts[1] ? p1 : applyLut(image.data, luts[2]);
+    return { planes: [p0, p1, p2], bounds };
   }
 }

@@ -1,6 +1,6 @@
 import type { Gray16Image } from '../decode/tiff.js';
 import { Converter, type Bounds, type Conversion } from '../convert/conversion.js';
-import { planResize, resizeLinear, type ResizePlan } from './resize.js';
+import { planResize, resizeLutInto, type ResizePlan } from './resize.js';
 
 /** What the model expects of its input: the manifest's `input` and `preprocess` sections. */
 export interface TensorContract {
@@ -15,8 +15,8 @@ export interface TensorContract {
 export interface Preprocessed {
   /** NCHW float32 [1, 3, H, W]. */
   tensor: Float32Array;
-  /** The three resized 8-bit planes the tensor was normalised from (shared when replicated). */
-  planes: [Uint8Array, Uint8Array, Uint8Array];
+  /** The three resized 8-bit planes (shared when replicated); null unless asked for. */
+  planes: [Uint8Array, Uint8Array, Uint8Array] | null;
   /** Per-image bounds for `local` / `mixed`, else null. */
   localBounds: Bounds | null;
 }
@@ -42,23 +42,30 @@ export class Preprocessor {
     });
   }
 
-  run(image: Gray16Image, tensor?: Float32Array): Preprocessed {
+  /**
+   * Converts, resizes and normalises into `tensor` (allocated when not given). The 8-bit planes
+   * are only materialised when `withPlanes` is set (`preprocess --png`).
+   */
+  run(image: Gray16Image, tensor?: Float32Array, withPlanes = false): Preprocessed {
     const { height: H, width: W } = this.contract;
     const size = H * W;
     const out = tensor ?? new Float32Array(3 * size);
     if (out.length !== 3 * size) throw new RangeError(`tensor has ${out.length} elements, expected ${3 * size}`);
-    const { planes, bounds } = this.converter.convert(image);
+    const { luts, bounds } = this.converter.tables(image);
     const plan = this.planFor(image.width, image.height);
-    const resized: Uint8Array[] = [];
-    for (let c = 0; c < 3; c++) {
-      const previous = planes.indexOf(planes[c]);
-      resized[c] = previous < c ? resized[previous] : resizeLinear(planes[c], plan);
-      const table = this.normTables[c];
-      const plane = resized[c];
-      const base = c * size;
-      for (let i = 0; i < size; i++) out[base + i] = table[plane[i]];
+    const planes: Uint8Array[] = [];
+    if (luts[0] === luts[1] && luts[1] === luts[2]) {
+      const plane = withPlanes ? new Uint8Array(size) : undefined;
+      resizeLutInto(image.data, luts[0], plan, [0, 1, 2].map((c) => ({ table: this.normTables[c], offset: c * size })), out, plane);
+      if (plane) planes.push(plane, plane, plane);
+    } else {
+      for (let c = 0; c < 3; c++) {
+        const plane = withPlanes ? new Uint8Array(size) : undefined;
+        resizeLutInto(image.data, luts[c], plan, [{ table: this.normTables[c], offset: c * size }], out, plane);
+        if (plane) planes.push(plane);
+      }
     }
-    return { tensor: out, planes: resized as [Uint8Array, Uint8Array, Uint8Array], localBounds: bounds };
+    return { tensor: out, planes: withPlanes ? (planes as [Uint8Array, Uint8Array, Uint8Array]) : null, localBounds: bounds };
   }
 
   private planFor(width: number, height: number): ResizePlan {

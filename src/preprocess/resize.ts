@@ -77,20 +77,38 @@ export function resizeLinear(src: Uint8Array, plan: ResizePlan, out: Uint8Array 
     return out;
   }
   if (plan.area2x) return area2x(src, plan, out);
-  const { xofs, alpha, yofs, beta } = plan;
-  // Horizontal pass results for the two source rows the current output row needs.
+  verticalPass(plan, (sy, into) => horizontalPass(src, sy * sw, plan, into), (dy, rowA, rowB, b0, b1) => {
+    const o = dy * dw;
+    for (let dx = 0; dx < dw; dx++) out[o + dx] = (((b0 * (rowA[dx] >> 4)) >> 16) + ((b1 * (rowB[dx] >> 4)) >> 16) + 2) >> 2;
+  });
+  return out;
+}
+
+/** One source row (starting at `base` in `src`) resized horizontally into 11-bit fixed point. */
+function horizontalPass(src: Uint8Array, base: number, plan: ResizePlan, into: Int32Array): void {
+  const { xofs, alpha, dstWidth: dw } = plan;
+  for (let dx = 0, k = 0; dx < dw; dx++, k += 2) {
+    const sx = base + xofs[dx];
+    const a1 = alpha[k + 1];
+    into[dx] = a1 === 0 ? src[sx] * alpha[k] : src[sx] * alpha[k] + src[sx + 1] * a1;
+  }
+}
+
+/**
+ * Walks the destination rows, keeping the horizontal results of the two source rows each needs
+ * (every source row is resized horizontally once), and hands them to `emitRow` with the row's
+ * vertical weights.
+ */
+function verticalPass(
+  plan: ResizePlan,
+  hresize: (sy: number, into: Int32Array) => void,
+  emitRow: (dy: number, rowA: Int32Array, rowB: Int32Array, b0: number, b1: number) => void,
+): void {
+  const { srcHeight: sh, dstWidth: dw, dstHeight: dh, yofs, beta } = plan;
   let rowA = new Int32Array(dw);
   let rowB = new Int32Array(dw);
   let rowAIndex = -1;
   let rowBIndex = -1;
-  const hresize = (sy: number, into: Int32Array): void => {
-    const base = sy * sw;
-    for (let dx = 0; dx < dw; dx++) {
-      const sx = xofs[dx];
-      const a1 = alpha[2 * dx + 1];
-      into[dx] = a1 === 0 ? src[base + sx] * alpha[2 * dx] : src[base + sx] * alpha[2 * dx] + src[base + sx + 1] * a1;
-    }
-  };
   for (let dy = 0; dy < dh; dy++) {
     const sy0 = Math.min(Math.max(yofs[dy], 0), sh - 1);
     const sy1 = Math.min(Math.max(yofs[dy] + 1, 0), sh - 1);
@@ -109,14 +127,8 @@ export function resizeLinear(src: Uint8Array, plan: ResizePlan, out: Uint8Array 
       else hresize(sy1, rowB);
       rowBIndex = sy1;
     }
-    const b0 = beta[2 * dy];
-    const b1 = beta[2 * dy + 1];
-    const o = dy * dw;
-    for (let dx = 0; dx < dw; dx++) {
-      out[o + dx] = (((b0 * (rowA[dx] >> 4)) >> 16) + ((b1 * (rowB[dx] >> 4)) >> 16) + 2) >> 2;
-    }
+    emitRow(dy, rowA, rowB, beta[2 * dy], beta[2 * dy + 1]);
   }
-  return out;
 }
 
 function area2x(src: Uint8Array, plan: ResizePlan, out: Uint8Array): Uint8Array {
@@ -130,4 +142,55 @@ function area2x(src: Uint8Array, plan: ResizePlan, out: Uint8Array): Uint8Array 
     }
   }
   return out;
+}
+
+/**
+ * The hot path: 16-bit pixels → lookup table → bilinear resize → normalisation table, fused.
+ * Each source row is converted once (into a row buffer) and resized horizontally once; the
+ * vertical pass writes the normalised float straight into every channel listed in `targets`.
+ * Bit-identical to applyLut + resizeLinear + per-channel tables; no full-size 8-bit plane is made
+ * unless `plane` is given (for `preprocess --png`).
+ */
+export function resizeLutInto(
+  data: Uint16Array,
+  lut: Uint8Array,
+  plan: ResizePlan,
+  targets: Array<{ table: Float32Array; offset: number }>,
+  out: Float32Array,
+  plane?: Uint8Array,
+): void {
+  const { srcWidth: sw, srcHeight: sh, dstWidth: dw, dstHeight: dh } = plan;
+  if (data.length !== sw * sh) throw new RangeError(`image has ${data.length} pixels, plan expects ${sw}×${sh}`);
+  if ((sw === dw && sh === dh) || plan.area2x) {
+    // Rare shapes: take the plain path.
+    const p = resizeLinear(Uint8Array.from(data, (v) => lut[v]), plan);
+    for (const t of targets) for (let i = 0; i < p.length; i++) out[t.offset + i] = t.table[p[i]];
+    plane?.set(p);
+    return;
+  }
+  const row8 = new Uint8Array(sw);
+  const n = targets.length;
+  const [t0, t1, t2] = [targets[0], targets[n > 1 ? 1 : 0], targets[n > 2 ? 2 : 0]];
+  const [tab0, tab1, tab2] = [t0.table, t1.table, t2.table];
+  verticalPass(plan, (sy, into) => {
+    const base = sy * sw;
+    for (let x = 0; x < sw; x++) row8[x] = lut[data[base + x]];
+    horizontalPass(row8, 0, plan, into);
+  }, (dy, rowA, rowB, b0, b1) => {
+    const o = dy * dw;
+    const [o0, o1, o2] = [t0.offset + o, t1.offset + o, t2.offset + o];
+    if (n === 3) {
+      for (let dx = 0; dx < dw; dx++) {
+        const v = (((b0 * (rowA[dx] >> 4)) >> 16) + ((b1 * (rowB[dx] >> 4)) >> 16) + 2) >> 2;
+        out[o0 + dx] = tab0[v];
+        out[o1 + dx] = tab1[v];
+        out[o2 + dx] = tab2[v];
+      }
+    } else {
+      for (let dx = 0; dx < dw; dx++) out[o0 + dx] = tab0[(((b0 * (rowA[dx] >> 4)) >> 16) + ((b1 * (rowB[dx] >> 4)) >> 16) + 2) >> 2];
+    }
+    if (plane) {
+      for (let dx = 0; dx < dw; dx++) plane[o + dx] = (((b0 * (rowA[dx] >> 4)) >> 16) + ((b1 * (rowB[dx] >> 4)) >> 16) + 2) >> 2;
+    }
+  });
 }
