@@ -15,6 +15,11 @@ interface BlockParameters {
   tileHeight: number;
 }
 
+/** Decoders accept the block as an ArrayBuffer (geotiff's contract) or as a view (ours, no copy). */
+function view(buffer: ArrayBufferLike | Uint8Array): Uint8Array {
+  return buffer instanceof Uint8Array ? buffer : new Uint8Array(buffer);
+}
+
 function blockBytes(parameters: unknown): number {
   const p = parameters as BlockParameters;
   return p.tileWidth * p.tileHeight * 2;
@@ -25,7 +30,7 @@ export class DeflateBlockDecoder extends BaseDecoder {
     const expected = blockBytes(this.parameters);
     let out: Buffer;
     try {
-      out = inflateSync(new Uint8Array(buffer), { maxOutputLength: Math.max(expected, 1) });
+      out = inflateSync(view(buffer), { maxOutputLength: Math.max(expected, 1) });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ERR_BUFFER_TOO_LARGE') {
@@ -33,13 +38,13 @@ export class DeflateBlockDecoder extends BaseDecoder {
       }
       throw new XrayError('TIFF_CORRUPT_DATA', `deflate block: ${oneLine((err as Error).message)}`);
     }
-    return out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
+    return out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
   }
 }
 
 export class PackBitsBlockDecoder extends BaseDecoder {
   override decodeBlock(buffer: ArrayBufferLike): ArrayBufferLike {
-    const src = new Uint8Array(buffer);
+    const src = view(buffer);
     const out = new Uint8Array(blockBytes(this.parameters));
     let ip = 0;
     let op = 0;
@@ -59,7 +64,7 @@ export class PackBitsBlockDecoder extends BaseDecoder {
         op += take;
       }
     }
-    return out.buffer.slice(0, op);
+    return op === out.length ? out.buffer : out.buffer.slice(0, op);
   }
 }
 
@@ -70,21 +75,17 @@ const LZW_EOI = 257;
 export class LzwBlockDecoder extends BaseDecoder {
   override decodeBlock(buffer: ArrayBufferLike): ArrayBufferLike {
     const out = new Uint8Array(blockBytes(this.parameters));
-    const written = lzwDecode(new Uint8Array(buffer), out);
-    return out.buffer.slice(0, written);
+    const written = lzwDecode(view(buffer), out);
+    return written === out.length ? out.buffer : out.buffer.slice(0, written);
   }
 }
 
 export function lzwDecode(src: Uint8Array, out: Uint8Array): number {
-  const prefix = new Uint16Array(4096);
-  const suffix = new Uint8Array(4096);
-  const first = new Uint8Array(4096);
-  const length = new Uint16Array(4096);
-  for (let i = 0; i < 256; i++) {
-    suffix[i] = i;
-    first[i] = i;
-    length[i] = 1;
-  }
+  // Every table entry is a string that already occurs in the output: entry k = string(old) +
+  // first byte of the next string, which was written at `pos[old]`, one byte longer. Emitting a
+  // code is then a short copy from earlier output, not a walk along a prefix chain.
+  const pos = new Int32Array(4096);
+  const len = new Uint16Array(4096);
   let next = 258;
   let width = 9;
   let old = -1;
@@ -109,48 +110,34 @@ export function lzwDecode(src: Uint8Array, out: Uint8Array): number {
       continue;
     }
     if (code === LZW_EOI) break;
-    if (old === -1) {
-      if (code > 255) throw new XrayError('TIFF_CORRUPT_DATA', `LZW code ${code} before any string was defined`);
+    if (code < 256) {
+      if (old !== -1 && next < 4096) {
+        pos[next] = pos[old];
+        len[next] = len[old] + 1;
+        next++;
+      }
+      pos[code] = op; // a literal's latest occurrence (used when it becomes `old`)
+      len[code] = 1;
       out[op++] = code;
-      old = code;
-      continue;
-    }
-    let emit: number;
-    let firstByte: number;
-    if (code < next) {
-      emit = code;
-      firstByte = first[code];
-    } else if (code === next) {
-      emit = -1;
-      firstByte = first[old];
     } else {
-      throw new XrayError('TIFF_CORRUPT_DATA', `LZW code ${code} is beyond the table (next ${next})`);
+      if (old === -1) throw new XrayError('TIFF_CORRUPT_DATA', `LZW code ${code} before any string was defined`);
+      if (code > next || (code === next && next >= 4096)) {
+        throw new XrayError('TIFF_CORRUPT_DATA', `LZW code ${code} is beyond the table (next ${next})`);
+      }
+      if (next < 4096) {
+        pos[next] = pos[old];
+        len[next] = len[old] + 1;
+        next++;
+      }
+      // For code === next-1 just added (the KwKwK case) the copy overlaps its own output by one
+      // byte, which a forward byte copy handles.
+      const from = pos[code];
+      const n = Math.min(len[code], capacity - op);
+      pos[code] = op;
+      for (let i = 0; i < n; i++) out[op + i] = out[from + i];
+      op += n;
     }
-    if (next < 4096) {
-      prefix[next] = old;
-      suffix[next] = firstByte;
-      first[next] = first[old];
-      length[next] = length[old] + 1;
-      if (emit === -1) emit = next;
-      next++;
-      if (next === (1 << width) - 1 && width < 12) width++;
-    } else if (emit === -1) {
-      throw new XrayError('TIFF_CORRUPT_DATA', 'LZW table overflow without a clear code');
-    }
-    // Write the string for `emit` backwards from its last byte.
-    const len = length[emit];
-    let end = op + len;
-    let c = emit;
-    if (end > capacity) {
-      // Skip the bytes that do not fit, then write the rest.
-      for (let skip = end - capacity; skip > 0; skip--) c = prefix[c];
-      end = capacity;
-    }
-    for (let p = end - 1; p >= op; p--) {
-      out[p] = suffix[c];
-      c = prefix[c];
-    }
-    op = end;
+    if (next === (1 << width) - 1 && width < 12) width++;
     old = code;
   }
   return op;

@@ -60,7 +60,9 @@ export async function decodeTiff(bytes: Uint8Array, options: DecodeOptions = {})
   const structure = checkTiffStructure(bytes);
   registerCodecs();
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  // geotiff wants an ArrayBuffer of the file alone; readFile's Buffer usually is one (no copy).
+  const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+  const buffer = (whole ? bytes.buffer : bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) as ArrayBuffer;
   let dir: Awaited<ReturnType<typeof readDirectory>>;
   try {
     dir = await readDirectory(buffer);
@@ -135,7 +137,8 @@ export async function decodeTiff(bytes: Uint8Array, options: DecodeOptions = {})
     const raw = new Uint8Array(buffer, layout.offsets[i], counts[i]);
     let decoded: Uint8Array;
     try {
-      decoded = new Uint8Array(await decoder.decodeBlock(raw.slice().buffer));
+      // Uncompressed blocks are read in place; our decoders take a view (no copy of the block).
+      decoded = compression === 1 ? raw : toBytes(await decoder.decodeBlock(raw as unknown as ArrayBuffer));
     } catch (err) {
       throw toXrayError(err, 'TIFF_CORRUPT_DATA');
     }
@@ -227,6 +230,10 @@ function blockLayout(dir: Directory, width: number, height: number): BlockLayout
     kind: 'strip', blockWidth: width, blockHeight: rowsPerStrip, across: 1,
     offsets: numbers(dir.get('StripOffsets')), byteCounts: numbers(dir.get('StripByteCounts')),
   };
+}
+
+function toBytes(b: ArrayBufferLike | Uint8Array): Uint8Array {
+  return b instanceof Uint8Array ? b : new Uint8Array(b);
 }
 
 const NATIVE_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;

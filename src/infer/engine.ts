@@ -11,6 +11,8 @@ export interface LoadResult {
 export interface InferResult {
   output: Float32Array;
   ms: number;
+  /** The input tensor, handed back by the worker for reuse. */
+  input: Float32Array;
 }
 
 /**
@@ -23,6 +25,8 @@ export class InferenceEngine {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (r: InferResult) => void; reject: (e: Error) => void }>();
   private readonly pongs = new Map<number, () => void>();
+  /** Receives input buffers that came back with a failed run (successful runs return theirs). */
+  onSpare: ((input: Float32Array) => void) | null = null;
   private loadWaiter: { resolve: (r: LoadResult) => void; reject: (e: Error) => void } | null = null;
 
   async start(): Promise<void> {
@@ -99,10 +103,11 @@ export class InferenceEngine {
         this.loadWaiter = null;
         break;
       case 'result':
-        this.pending.get(message.id)?.resolve({ output: message.output, ms: message.ms });
+        this.pending.get(message.id)?.resolve({ output: message.output, ms: message.ms, input: message.input });
         this.pending.delete(message.id);
         break;
       case 'run-failed':
+        this.onSpare?.(message.input);
         this.pending.get(message.id)?.reject(new XrayError('INFER_FAILED', message.message));
         this.pending.delete(message.id);
         break;

@@ -20,6 +20,6 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'loaded'; provider: Provider; warnings: string[]; warmupMs: number }
   | { type: 'load-failed'; code: 'MODEL_LOAD_FAILED' | 'MODEL_GRAPH_MISMATCH'; message: string; warnings: string[] }
-  | { type: 'result'; id: number; output: Float32Array; ms: number }
-  | { type: 'run-failed'; id: number; message: string }
+  | { type: 'result'; id: number; output: Float32Array; ms: number; input: Float32Array }
+  | { type: 'run-failed'; id: number; message: string; input: Float32Array }
   | { type: 'pong'; id: number };

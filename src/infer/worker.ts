@@ -86,8 +86,10 @@ async function load(message: Extract<ToWorker, { type: 'load' }>): Promise<void>
 }
 
 async function run(message: Extract<ToWorker, { type: 'run' }>): Promise<void> {
+  // The input buffer goes back to the main thread with the answer, for the next capture.
+  const input = message.input;
   if (!session || !graph) {
-    send({ type: 'run-failed', id: message.id, message: 'no model loaded' });
+    send({ type: 'run-failed', id: message.id, message: 'no model loaded', input }, [input.buffer as ArrayBuffer]);
     return;
   }
   const started = performance.now();
@@ -96,9 +98,9 @@ async function run(message: Extract<ToWorker, { type: 'run' }>): Promise<void> {
     const result = await session.run(feeds, [graph.outputName]);
     const data = result[graph.outputName].data;
     const output = data instanceof Float32Array ? data.slice() : Float32Array.from(data as ArrayLike<number>);
-    send({ type: 'result', id: message.id, output, ms: performance.now() - started }, [output.buffer as ArrayBuffer]);
+    send({ type: 'result', id: message.id, output, ms: performance.now() - started, input }, [output.buffer as ArrayBuffer, input.buffer as ArrayBuffer]);
   } catch (err) {
-    send({ type: 'run-failed', id: message.id, message: (err as Error).message.split('\n')[0] });
+    send({ type: 'run-failed', id: message.id, message: (err as Error).message.split('\n')[0], input }, [input.buffer as ArrayBuffer]);
   }
 }
 

@@ -171,26 +171,39 @@ export function resizeLutInto(
   const row8 = new Uint8Array(sw);
   const n = targets.length;
   const [t0, t1, t2] = [targets[0], targets[n > 1 ? 1 : 0], targets[n > 2 ? 2 : 0]];
-  const [tab0, tab1, tab2] = [t0.table, t1.table, t2.table];
+  // The per-pixel loops live in plain functions taking everything as arguments: V8 keeps their
+  // locals in registers (the same loops reading closure variables ran ~5× slower, measured).
   verticalPass(plan, (sy, into) => {
-    const base = sy * sw;
-    for (let x = 0; x < sw; x++) row8[x] = lut[data[base + x]];
+    lutRow(data, sy * sw, lut, row8, sw);
     horizontalPass(row8, 0, plan, into);
   }, (dy, rowA, rowB, b0, b1) => {
     const o = dy * dw;
-    const [o0, o1, o2] = [t0.offset + o, t1.offset + o, t2.offset + o];
-    if (n === 3) {
-      for (let dx = 0; dx < dw; dx++) {
-        const v = (((b0 * (rowA[dx] >> 4)) >> 16) + ((b1 * (rowB[dx] >> 4)) >> 16) + 2) >> 2;
-        out[o0 + dx] = tab0[v];
-        out[o1 + dx] = tab1[v];
-        out[o2 + dx] = tab2[v];
-      }
-    } else {
-      for (let dx = 0; dx < dw; dx++) out[o0 + dx] = tab0[(((b0 * (rowA[dx] >> 4)) >> 16) + ((b1 * (rowB[dx] >> 4)) >> 16) + 2) >> 2];
-    }
-    if (plane) {
-      for (let dx = 0; dx < dw; dx++) plane[o + dx] = (((b0 * (rowA[dx] >> 4)) >> 16) + ((b1 * (rowB[dx] >> 4)) >> 16) + 2) >> 2;
-    }
+    if (n === 3) emit3(rowA, rowB, b0, b1, dw, out, t0.offset + o, t0.table, t1.offset + o, t1.table, t2.offset + o, t2.table);
+    else emit1(rowA, rowB, b0, b1, dw, out, t0.offset + o, t0.table);
+    if (plane) emitPlane(rowA, rowB, b0, b1, dw, plane, o);
   });
+}
+
+function lutRow(data: Uint16Array, base: number, lut: Uint8Array, row8: Uint8Array, sw: number): void {
+  for (let x = 0; x < sw; x++) row8[x] = lut[data[base + x]];
+}
+
+function emit3(
+  rowA: Int32Array, rowB: Int32Array, b0: number, b1: number, dw: number, out: Float32Array,
+  o0: number, tab0: Float32Array, o1: number, tab1: Float32Array, o2: number, tab2: Float32Array,
+): void {
+  for (let dx = 0; dx < dw; dx++) {
+    const v = (((b0 * (rowA[dx] >> 4)) >> 16) + ((b1 * (rowB[dx] >> 4)) >> 16) + 2) >> 2;
+    out[o0 + dx] = tab0[v];
+    out[o1 + dx] = tab1[v];
+    out[o2 + dx] = tab2[v];
+  }
+}
+
+function emit1(rowA: Int32Array, rowB: Int32Array, b0: number, b1: number, dw: number, out: Float32Array, o0: number, tab0: Float32Array): void {
+  for (let dx = 0; dx < dw; dx++) out[o0 + dx] = tab0[(((b0 * (rowA[dx] >> 4)) >> 16) + ((b1 * (rowB[dx] >> 4)) >> 16) + 2) >> 2];
+}
+
+function emitPlane(rowA: Int32Array, rowB: Int32Array, b0: number, b1: number, dw: number, plane: Uint8Array, o: number): void {
+  for (let dx = 0; dx < dw; dx++) plane[o + dx] = (((b0 * (rowA[dx] >> 4)) >> 16) + ((b1 * (rowB[dx] >> 4)) >> 16) + 2) >> 2;
 }
