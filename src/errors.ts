@@ -3,7 +3,8 @@
  * documented in docs/scoring.md; a test keeps the two in step.
  */
 export const ERROR_CODES = {
-  FILE_UNREADABLE: 'The file could not be read (missing, permissions, I/O error).',
+  FILE_UNREADABLE: 'The file could not be read (missing, not a regular file, permissions, I/O error).',
+  FILE_OUTSIDE_CAPTURE_DIR: 'The capture is a link to a file outside the capture folder (not followed).',
   TIFF_NOT_TIFF: 'The file does not start with a TIFF or BigTIFF header.',
   TIFF_TRUNCATED: 'The file ends before the data its header or directories point to.',
   TIFF_BAD_OFFSET: 'A directory, tag value or image block lies outside the file.',

@@ -73,6 +73,9 @@ describe('xray-qc audit', () => {
     expect(plan('SELECT count(*) FROM inspections WHERE scored_at >= ? AND scored_at < ?', 'a', 'b')).toMatch(/USING (COVERING )?INDEX inspections_scored_at/);
     expect(plan('SELECT count(*) FROM inspections WHERE verdict = ? AND scored_at >= ?', 'flag', 'x')).toMatch(/USING (COVERING )?INDEX inspections_verdict_scored_at/);
     expect(plan('SELECT * FROM inspections WHERE file_path = ? AND file_sha256 = ?', 'a', 'b')).toMatch(/USING INDEX inspections_capture/);
+    const flags = plan('SELECT * FROM inspections WHERE verdict = ? ORDER BY seq DESC LIMIT 100', 'flag');
+    expect(flags).toMatch(/USING INDEX inspections_verdict_seq/);
+    expect(flags).not.toMatch(/TEMP B-TREE/); // newest flags without sorting them all
     expect(plan('SELECT * FROM inspections WHERE model_name = ? AND model_version = ?', 'm', 1)).toMatch(/USING INDEX inspections_model/);
     d.close();
   });

@@ -215,3 +215,38 @@ describe('plain-text topic and mosquitto_sub', () => {
     expect(new Set(fromCli)).toEqual(new Set(sub.verdicts.map((v) => v.id)));
   });
 });
+
+describe('hostile entries in the capture folder', () => {
+  it('links out of the folder, a link to /dev/zero, a FIFO, a folder named .tif, a file deleted before decoding: each ends as a row', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdirSync, symlinkSync, unlinkSync } = await import('node:fs');
+    const { sub, station, daemon } = await rig();
+    const outside = join(station.root, 'outside.tif');
+    await writeFile(outside, capture(950));
+    symlinkSync(outside, join(station.captures, 'link-out.tif'));
+    await writeFile(join(station.captures, 'real.tif'), capture(951));
+    symlinkSync(join(station.captures, 'real.tif'), join(station.captures, 'link-in.tif'));
+    symlinkSync('/dev/zero', join(station.captures, 'zero.tif'));
+    execFileSync('mkfifo', [join(station.captures, 'pipe.tif')]);
+    mkdirSync(join(station.captures, 'folder.tif'));
+    daemon.start();
+    await daemon.waitFor(/watching the capture folder/);
+    // deleted between detection and decoding: written, settled, then removed while the loop is busy
+    await writeFile(join(station.captures, 'vanishing.tif'), capture(953));
+    await sleep(320);
+    try { unlinkSync(join(station.captures, 'vanishing.tif')); } catch { /* already scored: fine */ }
+    await until(() => sub.verdicts.length >= 7, 30_000, '7 verdicts');
+    await sleep(1000);
+    const r = rows(station.db);
+    const by = (name: string): Row | undefined => r.find((x) => x.file_path.endsWith(name));
+    expect(by('link-out.tif')?.reason).toBe('FILE_OUTSIDE_CAPTURE_DIR');
+    expect(by('link-in.tif')?.verdict).not.toBe('error');
+    expect(by('real.tif')?.verdict).not.toBe('error');
+    expect(by('zero.tif')?.reason).toBe('FILE_OUTSIDE_CAPTURE_DIR'); // /dev/zero is outside too
+    expect(by('pipe.tif')?.reason).toBe('FILE_UNREADABLE');
+    expect(by('folder.tif')?.reason).toBe('FILE_UNREADABLE');
+    expect(['pass', 'flag', 'error']).toContain(by('vanishing.tif')?.verdict);
+    expect(new Set(r.map((x) => x.file_path)).size).toBe(r.length);
+    expect(daemon.proc?.exitCode).toBe(null); // still running
+  });
+});

@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from 'pino';
@@ -16,6 +16,8 @@ export interface WatcherOptions {
   ignore: string[];
   settleMs: number;
   poll: boolean;
+  /** Follow links to folders (else a link is reported as the entry it is). */
+  followSymlinks?: boolean;
   logger: Logger;
   /** Called once per complete file (size and mtime unchanged for settleMs). */
   onSettled: (file: SettledFile) => void;
@@ -43,12 +45,15 @@ export class CaptureWatcher {
       ignoreInitial: true,
       persistent: true,
       usePolling: this.o.poll,
+      followSymlinks: this.o.followSymlinks ?? false,
       interval: 200,
       ignored: (path, stats) => (stats?.isDirectory() ? this.skipFolder(path) : false),
     });
     watcher.on('add', (p) => this.touch(p));
     watcher.on('change', (p) => this.touch(p));
     watcher.on('unlink', (p) => this.forget(p));
+    // A folder named like a capture gets an error verdict rather than silence.
+    watcher.on('addDir', (p) => this.touch(p));
     watcher.on('error', (err) => this.o.logger.error({ err }, 'capture watcher error'));
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
     this.watcher = watcher;
@@ -75,8 +80,10 @@ export class CaptureWatcher {
       for (const e of entries) {
         const p = join(dir, e.name);
         if (e.isDirectory()) {
+          if (this.matches(p)) files.push(p); // a folder named like a capture: an error verdict
           if (!this.skipFolder(p)) await walk(p);
-        } else if (e.isFile() && this.matches(p)) {
+        } else if (!e.isDirectory() && this.matches(p)) {
+          // files, and also links, FIFOs, devices: each gets a verdict (scored, or an error)
           files.push(p);
         }
       }
@@ -134,11 +141,21 @@ export class CaptureWatcher {
   }
 }
 
+/**
+ * Size and mtime of what a capture path names, without opening it: a regular file (through a
+ * link), or the entry itself for anything else (FIFO, device, folder, dangling link), which the
+ * capture loop then records as an error. Null when the path is gone.
+ */
 async function statOrNull(path: string): Promise<{ size: number; mtimeMs: number } | null> {
   try {
     const s = await stat(path);
-    return s.isFile() ? { size: s.size, mtimeMs: s.mtimeMs } : null;
+    return s.isFile() ? { size: s.size, mtimeMs: s.mtimeMs } : { size: 0, mtimeMs: s.mtimeMs };
   } catch {
-    return null;
+    try {
+      const l = await lstat(path); // a dangling link
+      return { size: 0, mtimeMs: l.mtimeMs };
+    } catch {
+      return null;
+    }
   }
 }

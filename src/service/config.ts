@@ -24,6 +24,7 @@ export const ConfigSchema = z.strictObject({
     incomplete_grace_ms: ms.max(600_000).default(5000),
     max_pixels: z.number().int().positive().default(DEFAULT_MAX_PIXELS),
     poll: z.boolean().default(false),
+    follow_symlinks: z.boolean().default(false),
   }),
   model: z.strictObject({
     dir: z.string().min(1),

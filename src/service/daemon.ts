@@ -1,3 +1,4 @@
+import { realpath } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { CaptureWatcher } from '../capture/watcher.js';
 import { cleanStaging } from '../model/repository.js';
@@ -99,6 +100,7 @@ export class Daemon {
       stationId: c.station_id,
       verdictTopic: this.publisher.topics.verdict,
       incompleteGraceMs: c.capture.incomplete_grace_ms,
+      confineTo: c.capture.follow_symlinks ? null : await realpath(c.capture.dir).catch(() => c.capture.dir),
       store,
       scorer,
       logger: this.logger,
@@ -118,7 +120,7 @@ export class Daemon {
 
     this.watcher = new CaptureWatcher({
       dir: c.capture.dir, patterns: c.capture.patterns, ignore: c.capture.ignore, settleMs: c.capture.settle_ms,
-      poll: c.capture.poll, logger: this.logger,
+      poll: c.capture.poll, followSymlinks: c.capture.follow_symlinks, logger: this.logger,
       onSettled: (f) => {
         if (store.auditedByStat(f.path, f.size, f.mtimeMs)) return;
         store.enqueue({ file_path: f.path, file_bytes: f.size, file_mtime_ms: f.mtimeMs });

@@ -1,3 +1,5 @@
+import { realpath } from 'node:fs/promises';
+import { sep } from 'node:path';
 import type { Logger } from 'pino';
 import type { InspectionInput, QueueRow, Store } from '../record/store.js';
 import type { Prepared, ScoreResult, Scorer } from '../score/scorer.js';
@@ -8,6 +10,8 @@ export interface PipelineContext {
   store: Store;
   scorer: Scorer;
   logger: Logger;
+  /** Links resolving outside this folder are not followed (null: follow any link). */
+  confineTo: string | null;
   /** How long a capture that reads as truncated waits for its writer before it is recorded as such. */
   incompleteGraceMs: number;
   /** A row was recorded (audit + outbox); the publisher should send it. */
@@ -140,7 +144,7 @@ export class Pipeline {
           });
           continue;
         }
-        current = { row, scorer: this.scorer, prepared: this.scorer.prepare(row.file_path) };
+        current = { row, scorer: this.scorer, prepared: this.prepare(this.scorer, row.file_path) };
       }
       const prepared = await current.prepared;
       if (this.deferIfIncomplete(prepared)) {
@@ -159,7 +163,7 @@ export class Pipeline {
       // Prepare the next capture on this thread while the worker runs inference (unless a model
       // switch is waiting: then the next capture is prepared for the new model).
       const nextRow: QueueRow | null = this.running && !this.pendingSwap ? this.next(current.row.file_path) : null;
-      const nextPrepared: Promise<Prepared> | null = nextRow ? current.scorer.prepare(nextRow.file_path) : null;
+      const nextPrepared: Promise<Prepared> | null = nextRow ? this.prepare(current.scorer, nextRow.file_path) : null;
       const result = await scoring;
       this.trackModelHealth(result, current.scorer);
       try {
@@ -172,6 +176,19 @@ export class Pipeline {
       }
       current = nextRow && nextPrepared ? { row: nextRow, scorer: current.scorer, prepared: nextPrepared } : null;
     }
+  }
+
+  /** Stage 1, after checking that the path does not lead out of the capture folder. */
+  private async prepare(scorer: Scorer, file: string): Promise<Prepared> {
+    const root = this.ctx.confineTo;
+    if (root) {
+      const real = await realpath(file).catch(() => null);
+      if (real && real !== root && !real.startsWith(root + sep)) {
+        const message = `${file} links to ${real}, outside the capture folder (capture.follow_symlinks is false)`;
+        return { ok: false, file, capture: null, sha256: null, failure: { file, verdict: 'error', reason: 'FILE_OUTSIDE_CAPTURE_DIR', error: { code: 'FILE_OUTSIDE_CAPTURE_DIR', message } } };
+      }
+    }
+    return scorer.prepare(file);
   }
 
   private trackModelHealth(result: ScoreResult, scorer: Scorer): void {
