@@ -1,6 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { FromWorker, GraphContract, Provider, ToWorker } from './messages.js';
+import { providerOption } from './providers.js';
 
 /**
  * The inference worker: owns one ONNX Runtime session. `session.run` is a synchronous native call
@@ -47,7 +48,7 @@ async function load(message: Extract<ToWorker, { type: 'load' }>): Promise<void>
     let candidate: ort.InferenceSession;
     try {
       candidate = await ort.InferenceSession.create(message.modelPath, {
-        executionProviders: [provider],
+        executionProviders: [providerOption(provider, message.deviceId ?? 0)] as never,
         graphOptimizationLevel: 'all',
         ...(message.intraOpThreads ? { intraOpNumThreads: message.intraOpThreads } : {}),
       });

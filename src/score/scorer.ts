@@ -59,6 +59,8 @@ export interface ScorerOptions {
   providers?: Provider[];
   decode?: DecodeOptions;
   intraOpThreads?: number;
+  /** GPU for the cuda / tensorrt providers. */
+  deviceId?: number;
 }
 
 export function preprocessorFor(m: Manifest): Preprocessor {
@@ -110,7 +112,7 @@ export class Scorer {
       const load = await engine.load(bundle.modelPath, options.providers ?? ['cpu'], {
         inputName: m.input.name, outputName: m.output.name, height: m.input.height, width: m.input.width,
         abnormalIndex: m.output.abnormal_index,
-      }, options.intraOpThreads);
+      }, options.intraOpThreads, options.deviceId);
       return new Scorer(bundle, engine, load, options);
     } catch (err) {
       await engine.stop();

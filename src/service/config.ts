@@ -30,6 +30,12 @@ export const ConfigSchema = z.strictObject({
     dir: z.string().min(1),
     providers: z.array(z.enum(PROVIDERS)).min(1).default(['cpu']),
     intra_op_threads: z.number().int().positive().optional(),
+    device_id: z.number().int().nonnegative().default(0),
+    tensorrt: z.strictObject({
+      fp16: z.boolean().default(true),
+      int8: z.boolean().default(false),
+      engine_cache_dir: z.string().min(1).nullable().default(null),
+    }).default({ fp16: true, int8: false, engine_cache_dir: null }),
     /** Fall back to the previous model after this many consecutive inference failures. */
     fallback_after: z.number().int().positive().default(3),
   }),
@@ -77,6 +83,11 @@ export interface Config extends RawConfig {
   mqtt: RawConfig['mqtt'] & { topic_prefix: string; password: string | null };
 }
 
+/** How every model of this station is opened (daemon start, sync, operator switches). */
+export function scorerOptions(c: Config): { providers: RawConfig['model']['providers']; decode: { maxPixels: number }; intraOpThreads?: number; deviceId: number } {
+  return { providers: c.model.providers, decode: { maxPixels: c.capture.max_pixels }, intraOpThreads: c.model.intra_op_threads, deviceId: c.model.device_id };
+}
+
 export class ConfigError extends Error {
   constructor(readonly lines: string[]) {
     super(lines.join('\n'));
@@ -116,7 +127,7 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
     ...c,
     source,
     capture: { ...c.capture, dir: abs(c.capture.dir) },
-    model: { ...c.model, dir: abs(c.model.dir) },
+    model: { ...c.model, dir: abs(c.model.dir), tensorrt: { ...c.model.tensorrt, engine_cache_dir: nullable(c.model.tensorrt.engine_cache_dir) } },
     database: { path: abs(c.database.path) },
     sync: c.sync ? { ...c.sync, url: c.sync.url.replace(/\/+$/, ''), trusted_keys: c.sync.trusted_keys.map(abs) } : null,
     mqtt: {

@@ -7,7 +7,8 @@ import { openDatabase, type Db } from '../record/database.js';
 import { Store } from '../record/store.js';
 import { Scorer } from '../score/scorer.js';
 import { Syncer } from '../sync/syncer.js';
-import type { Config } from './config.js';
+import { scorerOptions, type Config } from './config.js';
+import { tensorrtEnvironment } from '../infer/providers.js';
 import { ModelSwitch } from './models.js';
 import { Pipeline } from './pipeline.js';
 import { SystemdNotifier } from './systemd.js';
@@ -66,9 +67,9 @@ export class Daemon {
       });
       this.models = switcher;
       if (switcher.isRepository) await cleanStaging(switcher.repo); // what a crash mid-download left behind
-      scorer = await Scorer.open(c.model.dir, {
-        providers: c.model.providers, decode: { maxPixels: c.capture.max_pixels }, intraOpThreads: c.model.intra_op_threads,
-      });
+      // TensorRT reads its settings from the environment when a session is created.
+      Object.assign(process.env, tensorrtEnvironment(c.model.providers, c.model.tensorrt));
+      scorer = await Scorer.open(c.model.dir, scorerOptions(c));
     } catch (err) {
       const code = (err as { code?: string }).code ?? 'MODEL_LOAD_FAILED';
       store.event('error', `model ${c.model.dir}: ${code}: ${(err as Error).message}`);

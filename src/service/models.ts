@@ -5,7 +5,7 @@ import { pruneRepository, readActive, setActive } from '../model/repository.js';
 import type { Store } from '../record/store.js';
 import { Scorer } from '../score/scorer.js';
 import { checkGolden } from '../sync/golden.js';
-import type { Config } from './config.js';
+import { scorerOptions, type Config } from './config.js';
 import type { Pipeline } from './pipeline.js';
 
 export interface ModelSwitchContext {
@@ -87,9 +87,7 @@ export class ModelSwitch {
     this.switching = true;
     let scorer: Scorer | null = null;
     try {
-      scorer = await Scorer.open(join(this.repo, folder), {
-        providers: this.ctx.config.model.providers, decode: { maxPixels: this.ctx.config.capture.max_pixels },
-      });
+      scorer = await Scorer.open(join(this.repo, folder), scorerOptions(this.ctx.config));
       const mismatch = await checkGolden(scorer.bundle.dir, scorer);
       if (mismatch) throw new Error(`golden samples: ${mismatch}`);
       await this.activate(scorer, folder, how);

@@ -7,7 +7,7 @@ import { parseManifest, type Manifest } from '../model/manifest.js';
 import { bundleFolderName, fsyncDir, STAGING } from '../model/repository.js';
 import type { Store } from '../record/store.js';
 import { Scorer } from '../score/scorer.js';
-import type { Config } from '../service/config.js';
+import { scorerOptions, type Config } from '../service/config.js';
 import { checkGolden } from './golden.js';
 import { checkRegistryUrl, fetchSmall, fetchToFile, FetchError } from './http.js';
 import type { ChannelPointer } from './registry.js';
@@ -202,7 +202,7 @@ export class Syncer {
     // 6. load beside the serving model (verifies sizes, sha256 and the graph), warm up, golden samples
     let candidate: Scorer;
     try {
-      candidate = await Scorer.open(staging, { providers: this.ctx.config.model.providers, decode: { maxPixels: this.ctx.config.capture.max_pixels } });
+      candidate = await Scorer.open(staging, scorerOptions(this.ctx.config));
     } catch (err) {
       const code = (err as { code?: string }).code;
       throw new Refused(code === 'MODEL_FILE_MISMATCH' ? 'download' : 'load', `${code ?? 'MODEL_LOAD_FAILED'}: ${(err as Error).message}`);
