@@ -1,0 +1,94 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Aedes } from 'aedes';
+import * as ort from 'onnxruntime-node';
+import pino from 'pino';
+import { loadBundle } from '../model/bundle.js';
+import { defaultDemoDir, ensureDemoModel } from '../model/demo/demo-model.js';
+import { openDatabaseReadOnly } from '../record/database.js';
+import { parseConfig } from '../service/config.js';
+import { Daemon } from '../service/daemon.js';
+import { SystemdNotifier } from '../service/systemd.js';
+import { synthElectrode } from '../tools/synth.js';
+import { encodeTiff16 } from '../tools/tiff-writer.js';
+
+/**
+ * `npm run bench:pipeline [-- N]`: a burst of N captures (default 100) through the whole daemon
+ * (watcher, SQLite, MQTT to an embedded broker, the full demo model on the CPU), against a bare
+ * `session.run` rate measured in the same process first. Reports the rate ratio, peak RSS, the
+ * event loop's worst delay during the burst, and idle CPU afterwards.
+ */
+async function main(): Promise<void> {
+  const n = Number(process.argv[2]) || 100;
+  const root = await mkdtemp(join(tmpdir(), 'xray-qc-bench-pipeline-'));
+  const model = await ensureDemoModel(defaultDemoDir());
+  const m = (await loadBundle(model)).manifest;
+  const shape = [1, 3, m.input.height, m.input.width];
+
+  // bare inference rate on this machine, same model, same process
+  const bare = await ort.InferenceSession.create(join(model, 'model.onnx'), { executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
+  const x = new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.1);
+  await bare.run({ [m.input.name]: new ort.Tensor('float32', x, shape) });
+  const bareRuns = 10;
+  let t = performance.now();
+  for (let i = 0; i < bareRuns; i++) await bare.run({ [m.input.name]: new ort.Tensor('float32', x, shape) });
+  const bareMs = (performance.now() - t) / bareRuns;
+  await bare.release();
+
+  const broker = await Aedes.createBroker();
+  const server = createServer(broker.handle);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const captures = join(root, 'captures');
+  await mkdir(captures);
+  const config = parseConfig({
+    station_id: 'bench', capture: { dir: captures, settle_ms: 100 }, model: { dir: model },
+    database: { path: join(root, 'audit.db') }, mqtt: { url: `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`, password_env: null },
+  }, join(root, 'config.yaml'), {});
+  const daemon = new Daemon(config, pino({ level: 'silent' }), new SystemdNotifier(pino({ level: 'silent' }), {}), 'bench');
+  await daemon.start();
+  // all captures written before the clock starts: the daemon is never starved
+  const files = [];
+  for (let i = 0; i < n; i++) {
+    const img = synthElectrode(5000 + i, i % 5 === 0 ? 'bubble' : null, { width: 1145, height: 2072 });
+    files.push({ name: `c-${String(i).padStart(4, '0')}.tif`, bytes: encodeTiff16(img.width, img.height, img.data, { compression: 'deflate', predictor: true }) });
+  }
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  const cpu0 = process.cpuUsage();
+  t = performance.now();
+  for (const f of files) await writeFile(join(captures, f.name), f.bytes);
+  const db = openDatabaseReadOnly(config.database.path);
+  const count = db.prepare('SELECT count(*) AS n, sum(published_at IS NOT NULL) AS p FROM inspections');
+  while ((count.get() as { p: number | null }).p !== n) await new Promise((r) => setTimeout(r, 50));
+  const burstMs = performance.now() - t;
+  lag.disable();
+  const cpuBurst = process.cpuUsage(cpu0);
+  // idle: nothing queued, 10 s
+  const idle0 = process.cpuUsage();
+  await new Promise((r) => setTimeout(r, 10_000));
+  const idle = process.cpuUsage(idle0);
+  db.close();
+  await daemon.stop('bench done');
+  await new Promise<void>((r) => broker.close(() => r()));
+  server.close();
+  await rm(root, { recursive: true, force: true });
+
+  const perCapture = burstMs / n;
+  console.log(`| figure | value |\n|---|---|`);
+  console.log(`| bare session.run (same model, same process) | ${bareMs.toFixed(0)} ms |`);
+  console.log(`| ${n} captures, written → all published (deflate+predictor, 1145×2072) | ${(burstMs / 1000).toFixed(1)} s |`);
+  console.log(`| per capture | ${perCapture.toFixed(0)} ms = ${(perCapture / bareMs).toFixed(3)}× bare |`);
+  console.log(`| rate | ${(1000 / perCapture).toFixed(3)}/s = ${(bareMs / perCapture).toFixed(3)}× bare rate |`);
+  console.log(`| peak RSS (process) | ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB |`);
+  console.log(`| event loop delay during the burst: p99 / max | ${(lag.percentile(99) / 1e6).toFixed(1)} / ${(lag.max / 1e6).toFixed(1)} ms |`);
+  console.log(`| process CPU during the burst (all threads) | ${((cpuBurst.user + cpuBurst.system) / 1000 / burstMs * 100).toFixed(1)} % of a core |`);
+  console.log(`| idle CPU, empty queue, 10 s | ${((idle.user + idle.system) / 1000 / 10_000 * 100).toFixed(2)} % of a core |`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
