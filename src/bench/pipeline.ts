@@ -57,6 +57,14 @@ async function main(): Promise<void> {
   }
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
+  // Where the long stalls happen (XRAY_QC_BENCH_STALLS=1): a 10 ms ticker that reports late ticks.
+  const stalls: string[] = [];
+  let last = performance.now();
+  const ticker = process.env.XRAY_QC_BENCH_STALLS ? setInterval(() => {
+    const now = performance.now();
+    if (now - last > 60) stalls.push(`${((now - t) / 1000).toFixed(2)} s: ${(now - last).toFixed(0)} ms`);
+    last = now;
+  }, 10) : null;
   const cpu0 = process.cpuUsage();
   t = performance.now();
   for (const f of files) await writeFile(join(captures, f.name), f.bytes);
@@ -65,6 +73,10 @@ async function main(): Promise<void> {
   while ((count.get() as { p: number | null }).p !== n) await new Promise((r) => setTimeout(r, 50));
   const burstMs = performance.now() - t;
   lag.disable();
+  if (ticker) {
+    clearInterval(ticker);
+    console.log(`stalls > 60 ms: ${stalls.join('; ') || 'none'}`);
+  }
   const cpuBurst = process.cpuUsage(cpu0);
   // idle: nothing queued, 10 s
   const idle0 = process.cpuUsage();

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { XrayError } from '../errors.js';
+import { compiledWorkerUrl } from '../worker-url.js';
 import type { FromWorker, GraphContract, Provider, ToWorker } from './messages.js';
 
 export interface LoadResult {
@@ -31,7 +32,7 @@ export class InferenceEngine {
 
   async start(): Promise<void> {
     if (this.worker) return;
-    const worker = new Worker(workerUrl());
+    const worker = new Worker(compiledWorkerUrl(import.meta.url, './worker.js'));
     worker.on('message', (message: FromWorker) => this.onMessage(message));
     worker.on('error', (err) => this.failAll(new XrayError('INFER_WORKER_EXITED', `inference worker error: ${err.message}`)));
     worker.on('exit', (code) => {
@@ -124,10 +125,4 @@ export class InferenceEngine {
     this.loadWaiter?.reject(error);
     this.loadWaiter = null;
   }
-}
-
-/** The compiled worker: beside this file in dist/, or dist/ when this file runs from src/ (tests). */
-function workerUrl(): URL {
-  const here = import.meta.url;
-  return here.endsWith('.ts') ? new URL('../../dist/infer/worker.js', here) : new URL('./worker.js', here);
 }

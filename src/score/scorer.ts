@@ -1,14 +1,15 @@
 import { basename } from 'node:path';
 import { decide, abnormalProbability, type Reason } from '../decide/verdict.js';
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { decodeTiff, readCaptureFile, type CaptureBytes, type DecodeOptions } from '../decode/tiff.js';
+import type { DecodeOptions } from '../decode/tiff.js';
 import { XrayError, toXrayError, type ErrorCode } from '../errors.js';
 import { InferenceEngine, type LoadResult } from '../infer/engine.js';
 import type { Provider } from '../infer/messages.js';
 import { loadBundle, resolveBundleDir, type Bundle } from '../model/bundle.js';
 import type { Manifest } from '../model/manifest.js';
-import { Preprocessor } from '../preprocess/preprocessor.js';
+import { Preprocessor, type TensorContract } from '../preprocess/preprocessor.js';
+import type { PreparedData } from './prepare.js';
+import { Preparer } from './preparer.js';
 
 export interface ModelRef {
   name: string;
@@ -63,15 +64,19 @@ export interface ScorerOptions {
   deviceId?: number;
 }
 
-export function preprocessorFor(m: Manifest): Preprocessor {
-  return new Preprocessor({
+export function contractFor(m: Manifest): TensorContract {
+  return {
     height: m.input.height,
     width: m.input.width,
     conversion: m.preprocess.conversion,
     bounds: m.preprocess.bounds,
     mean: m.preprocess.mean,
     std: m.preprocess.std,
-  });
+  };
+}
+
+export function preprocessorFor(m: Manifest): Preprocessor {
+  return new Preprocessor(contractFor(m));
 }
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;
@@ -84,22 +89,22 @@ export class Scorer {
   private currentBundle: Bundle;
   readonly load: LoadResult;
   private readonly engine: InferenceEngine;
-  private readonly preprocessor: Preprocessor;
+  private readonly contract: TensorContract;
   private readonly options: ScorerOptions;
   /** Input tensors back from the worker, reused (24 MB each at 2000×1000: no page faults per capture). */
   private readonly spare: Float32Array[] = [];
 
-  private constructor(bundle: Bundle, engine: InferenceEngine, load: LoadResult, options: ScorerOptions) {
+  private constructor(bundle: Bundle, engine: InferenceEngine, private readonly preparer: Preparer, load: LoadResult, options: ScorerOptions) {
     this.currentBundle = bundle;
     this.engine = engine;
     this.load = load;
     this.options = options;
-    this.preprocessor = preprocessorFor(bundle.manifest);
+    this.contract = contractFor(bundle.manifest);
     engine.onSpare = (t) => this.recycle(t);
   }
 
   private recycle(t: Float32Array): void {
-    if (this.spare.length < 2 && t.length === 3 * this.preprocessor.contract.height * this.preprocessor.contract.width) this.spare.push(t);
+    if (this.spare.length < 2 && t.length === 3 * this.contract.height * this.contract.width) this.spare.push(t);
   }
 
   /** Opens a bundle or a model repository, verifies it and loads it into a warmed-up session. */
@@ -107,15 +112,18 @@ export class Scorer {
     const bundle = await loadBundle(await resolveBundleDir(modelPath));
     const engine = new InferenceEngine();
     await engine.start();
+    const preparer = new Preparer();
+    await preparer.start();
     try {
       const m = bundle.manifest;
       const load = await engine.load(bundle.modelPath, options.providers ?? ['cpu'], {
         inputName: m.input.name, outputName: m.output.name, height: m.input.height, width: m.input.width,
         abnormalIndex: m.output.abnormal_index,
       }, options.intraOpThreads, options.deviceId);
-      return new Scorer(bundle, engine, load, options);
+      return new Scorer(bundle, engine, preparer, load, options);
     } catch (err) {
       await engine.stop();
+      await preparer.stop();
       throw err;
     }
   }
@@ -136,29 +144,27 @@ export class Scorer {
 
   async close(): Promise<void> {
     await this.engine.stop();
+    await this.preparer.stop();
   }
 
   /**
-   * Stage 1 (main thread): read, hash, decode, convert, resize, normalise. Runs while the previous
-   * capture is in inference.
+   * Stage 1, in the preparation worker: read, hash, decode, convert, resize, normalise. Runs while
+   * the previous capture is in inference, and never on the event loop.
    */
   async prepare(file: string): Promise<Prepared> {
     const t0 = performance.now();
-    let capture: CaptureBytes | null = null;
-    let sha256: string | null = null;
+    let r: PreparedData;
     try {
-      capture = await readCaptureFile(file, this.options.decode);
-      sha256 = createHash('sha256').update(capture.bytes).digest('hex');
-      const image = await decodeTiff(capture.bytes, this.options.decode);
-      const t1 = performance.now();
-      const pre = this.preprocessor.run(image, this.spare.pop());
-      const t2 = performance.now();
-      return { ok: true, file, capture: stat(capture), sha256, width: image.width, height: image.height, tensor: pre.tensor,
-        localBounds: pre.localBounds, t0, decodeMs: t1 - t0, preprocessMs: t2 - t1 };
+      r = await this.preparer.prepare(file, this.contract, this.options.decode ?? {}, this.spare.pop());
     } catch (err) {
-      const e = toXrayError(err, 'TIFF_CORRUPT_DATA');
-      return { ok: false, file, capture: capture ? stat(capture) : null, sha256, failure: failed(file, e) };
+      const e = toXrayError(err, 'INFER_WORKER_EXITED');
+      return { ok: false, file, capture: null, sha256: null, failure: failed(file, e) };
     }
+    if (!r.ok) {
+      // (the spare tensor sent with a failed request stays in the worker and is collected there)
+      return { ok: false, file, capture: r.capture, sha256: r.sha256, failure: failed(file, new XrayError(r.code, r.message)) };
+    }
+    return { ...r, t0 };
   }
 
   /** Stage 2: inference in the worker thread, then the decision. */
@@ -203,10 +209,6 @@ export class Scorer {
 
 function failed(file: string, e: XrayError): Failed {
   return { file, verdict: 'error', reason: e.code, error: { code: e.code, message: e.message } };
-}
-
-function stat(c: CaptureBytes): { size: number; mtimeMs: number } {
-  return { size: c.size, mtimeMs: c.mtimeMs };
 }
 
 /** One human-readable line for a result. */

@@ -1,0 +1,31 @@
+import { parentPort } from 'node:worker_threads';
+import type { DecodeOptions } from '../decode/tiff.js';
+import { Preprocessor, type TensorContract } from '../preprocess/preprocessor.js';
+import { prepareCapture, type PreparedData } from './prepare.js';
+
+/**
+ * The preparation worker: reading, hashing, decoding and preprocessing run here, so the daemon's
+ * event loop (MQTT keep-alives, the watchdog, the watcher) is never blocked by a capture.
+ */
+
+export interface PrepareRequest { id: number; file: string; contract: TensorContract; decode: DecodeOptions; tensor?: Float32Array }
+export interface PrepareResponse { id: number; result: PreparedData }
+
+if (!parentPort) throw new Error('prepare-worker.ts must run as a worker thread');
+const port = parentPort;
+const preprocessors = new Map<string, Preprocessor>();
+
+port.on('message', (req: PrepareRequest) => {
+  void (async () => {
+    const key = JSON.stringify(req.contract);
+    let pre = preprocessors.get(key);
+    if (!pre) {
+      if (preprocessors.size > 4) preprocessors.clear(); // a few models at most (switches)
+      pre = new Preprocessor(req.contract);
+      preprocessors.set(key, pre);
+    }
+    const result = await prepareCapture(req.file, pre, req.decode, req.tensor);
+    const response: PrepareResponse = { id: req.id, result };
+    port.postMessage(response, result.ok ? [result.tensor.buffer as ArrayBuffer] : []);
+  })();
+});

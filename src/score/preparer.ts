@@ -1,0 +1,52 @@
+import { Worker } from 'node:worker_threads';
+import type { DecodeOptions } from '../decode/tiff.js';
+import { XrayError } from '../errors.js';
+import type { TensorContract } from '../preprocess/preprocessor.js';
+import { compiledWorkerUrl } from '../worker-url.js';
+import type { PreparedData } from './prepare.js';
+import type { PrepareRequest, PrepareResponse } from './prepare-worker.js';
+
+/** Main-thread handle on the preparation worker (one request at a time per capture). */
+export class Preparer {
+  private worker: Worker | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (r: PreparedData) => void; reject: (e: Error) => void }>();
+
+  async start(): Promise<void> {
+    if (this.worker) return;
+    // geotiff imports `web-worker`, which in a worker thread destructures `workerData`: give it an
+    // empty object (no `mod`), and it behaves as on the main thread.
+    const worker = new Worker(compiledWorkerUrl(import.meta.url, './prepare-worker.js'), { workerData: {} });
+    worker.on('message', (m: PrepareResponse) => {
+      this.pending.get(m.id)?.resolve(m.result);
+      this.pending.delete(m.id);
+    });
+    const fail = (why: string): void => {
+      for (const p of this.pending.values()) p.reject(new XrayError('INFER_WORKER_EXITED', `preparation worker ${why}`));
+      this.pending.clear();
+    };
+    worker.on('error', (err) => fail(`error: ${err.message}`));
+    worker.on('exit', (code) => {
+      this.worker = null;
+      fail(`exited with code ${code}`);
+    });
+    this.worker = worker;
+  }
+
+  async stop(): Promise<void> {
+    const w = this.worker;
+    this.worker = null;
+    if (w) await w.terminate();
+  }
+
+  prepare(file: string, contract: TensorContract, decode: DecodeOptions, tensor?: Float32Array): Promise<PreparedData> {
+    const worker = this.worker;
+    if (!worker) return Promise.reject(new XrayError('INFER_WORKER_EXITED', 'preparation worker is not running'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      const req: PrepareRequest = { id, file, contract, decode, ...(tensor ? { tensor } : {}) };
+      worker.postMessage(req, tensor ? [tensor.buffer as ArrayBuffer] : []);
+    });
+  }
+}
