@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   INFER_FAILED: 'ONNX Runtime failed while running the model.',
   INFER_NON_FINITE: 'The model returned NaN or infinite values.',
   INFER_WORKER_EXITED: 'The inference worker thread stopped unexpectedly.',
+  PREPARE_WORKER_EXITED: 'The preparation worker (decode + preprocess) stopped while handling this capture; it is restarted.',
   PACK_INVALID_ARGUMENT: 'A `model pack` option is missing or malformed.',
 } as const;
 

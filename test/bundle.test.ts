@@ -146,3 +146,26 @@ describe('model bundles', () => {
     expect(r2.stderr).toMatch(/--version/);
   });
 });
+
+describe('the preparation worker', () => {
+  it('is restarted when it dies: the capture in it gets an error, the next one is scored', async () => {
+    const root = tempDir();
+    const model = await ensureDemoModel(join(root, 'tiny'), 'tiny');
+    const scorer = await Scorer.open(model);
+    try {
+      const file = join(root, 'c.tif');
+      const img = synthElectrode(3, null, { width: 200, height: 300 });
+      writeFileSync(file, encodeTiff16(img.width, img.height, img.data));
+      const preparer = (scorer as unknown as { preparer: { worker: import('node:worker_threads').Worker; restarts: number } }).preparer;
+      const pending = scorer.scoreFile(file);
+      await preparer.worker.terminate(); // what a crash in a native decoder would look like
+      const r = await pending;
+      expect([r.verdict, r.reason]).toEqual(['error', 'PREPARE_WORKER_EXITED']);
+      await new Promise((res) => setTimeout(res, 300));
+      expect(preparer.restarts).toBe(1);
+      expect((await scorer.scoreFile(file)).verdict).not.toBe('error');
+    } finally {
+      await scorer.close();
+    }
+  });
+});

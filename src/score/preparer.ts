@@ -11,6 +11,9 @@ export class Preparer {
   private worker: Worker | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (r: PreparedData) => void; reject: (e: Error) => void }>();
+  private stopped = false;
+  /** How many times the worker was restarted after dying (a capture that crashes it gets an error row). */
+  restarts = 0;
 
   async start(): Promise<void> {
     if (this.worker) return;
@@ -22,18 +25,24 @@ export class Preparer {
       this.pending.delete(m.id);
     });
     const fail = (why: string): void => {
-      for (const p of this.pending.values()) p.reject(new XrayError('INFER_WORKER_EXITED', `preparation worker ${why}`));
+      for (const p of this.pending.values()) p.reject(new XrayError('PREPARE_WORKER_EXITED', `preparation worker ${why}`));
       this.pending.clear();
     };
     worker.on('error', (err) => fail(`error: ${err.message}`));
     worker.on('exit', (code) => {
-      this.worker = null;
+      if (this.worker === worker) this.worker = null;
       fail(`exited with code ${code}`);
+      if (!this.stopped) {
+        // The capture that killed it has its error; the next one gets a fresh worker.
+        this.restarts++;
+        void this.start();
+      }
     });
     this.worker = worker;
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     const w = this.worker;
     this.worker = null;
     if (w) await w.terminate();
@@ -41,7 +50,7 @@ export class Preparer {
 
   prepare(file: string, contract: TensorContract, decode: DecodeOptions, tensor?: Float32Array): Promise<PreparedData> {
     const worker = this.worker;
-    if (!worker) return Promise.reject(new XrayError('INFER_WORKER_EXITED', 'preparation worker is not running'));
+    if (!worker) return Promise.reject(new XrayError('PREPARE_WORKER_EXITED', 'preparation worker is not running'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });

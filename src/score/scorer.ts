@@ -157,7 +157,7 @@ export class Scorer {
     try {
       r = await this.preparer.prepare(file, this.contract, this.options.decode ?? {}, this.spare.pop());
     } catch (err) {
-      const e = toXrayError(err, 'INFER_WORKER_EXITED');
+      const e = toXrayError(err, 'PREPARE_WORKER_EXITED');
       return { ok: false, file, capture: null, sha256: null, failure: failed(file, e) };
     }
     if (!r.ok) {
