@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cli, PYTHON, ROOT, tempDir } from './helpers.js';
@@ -97,5 +97,48 @@ mqtt:
     db.close();
     expect(events.map((e) => e.kind)).toEqual(['start', 'error', 'stop']);
     expect(events[1].message).toMatch(/MODEL_NOT_FOUND/);
+  });
+});
+
+describe('MQTT refusals', () => {
+  it('wrong credentials: a clear error, an events row, retries with back-off, scoring goes on', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const port = await freePort();
+    const dir = tempDir();
+    const passwd = join(dir, 'passwd');
+    execFileSync('mosquitto_passwd', ['-b', '-c', passwd, 'line', 'right-password']);
+    const conf = join(dir, 'mosquitto.conf');
+    writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwd}\n`);
+    // run as root, mosquitto drops to its own user: it must be able to read both files
+    const { chmodSync } = await import('node:fs');
+    chmodSync(dir, 0o755);
+    chmodSync(passwd, 0o644);
+    const broker = new Mosquitto(port, conf);
+    await broker.start();
+    cleanups.push(() => broker.stop());
+    const station = makeStation({ port, extra: '' });
+    writeFileSync(station.config, readFileSync(station.config, 'utf8').replace('  reconnect_ms: 200\n', '  reconnect_ms: 200\n  username: line\n'));
+    const daemon = new DaemonProcess(station.config, { XRAY_QC_MQTT_PASSWORD: 'wrong-password' });
+    cleanups.push(() => daemon.stop('SIGKILL'));
+    daemon.start();
+    await daemon.waitFor(/watching the capture folder/);
+    writeFileSync(join(station.captures, 'a.tif'), Buffer.from('II*\0 not much of a capture'));
+    await daemon.waitFor(/retrying in 800 ms/, 20_000); // 200, 400, 800: exponential back-off
+    await until(() => {
+      const db = new Sqlite(station.db, { readonly: true });
+      try {
+        return (db.prepare('SELECT count(*) AS n FROM inspections').get() as { n: number }).n === 1;
+      } finally {
+        db.close();
+      }
+    }, 20_000, 'the capture recorded while the broker refuses us');
+    const db = new Sqlite(station.db, { readonly: true });
+    const events = db.prepare("SELECT message FROM events WHERE kind = 'broker'").all() as Array<{ message: string }>;
+    const unpublished = (db.prepare('SELECT count(*) AS n FROM inspections WHERE published_at IS NULL').get() as { n: number }).n;
+    db.close();
+    expect(events).toHaveLength(1); // one row per reason, not one per attempt
+    expect(events[0].message).toMatch(/broker refused the connection: .*(Not authorized|Bad username or password).*code [45]/i);
+    expect(unpublished).toBe(1);
+    expect(daemon.output).not.toMatch(/wrong-password/); // the secret is never logged
   });
 });

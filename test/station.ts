@@ -23,10 +23,16 @@ export async function freePort(): Promise<number> {
 
 export class Mosquitto {
   private proc: ChildProcess | null = null;
-  constructor(readonly port: number) {}
+  /** `configFile`: a mosquitto.conf (its listener must use `port`); default: anonymous on `port`. */
+  constructor(readonly port: number, private readonly configFile?: string) {}
 
   async start(): Promise<void> {
-    this.proc = spawn(MOSQUITTO, ['-p', String(this.port)], { stdio: 'ignore' });
+    const args = this.configFile ? ['-c', this.configFile] : ['-p', String(this.port)];
+    this.proc = spawn(MOSQUITTO, args, { stdio: 'ignore' });
+    if (this.configFile) {
+      await sleep(500); // an authenticating broker refuses our anonymous probe below
+      return;
+    }
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
       const ok = await new Promise<boolean>((resolve) => {

@@ -26,6 +26,9 @@ export class Publisher {
   private statusTimer: NodeJS.Timeout | null = null;
   private readonly commands = new Map<string, (payload: Buffer) => Promise<unknown>>();
   private readonly retained = new Map<string, string>();
+  private failures = 0;
+  /** Why the broker is not reachable (null while connected). */
+  lastError: string | null = null;
 
   constructor(
     private readonly config: Config,
@@ -54,6 +57,8 @@ export class Publisher {
       reconnectPeriod: m.reconnect_ms,
       connectTimeout: 10_000,
       queueQoSZero: false,
+      // a refused CONNACK (credentials, client id) would otherwise end the client for good
+      reconnectOnConnackError: true,
       will: { topic: this.topics.status, payload: Buffer.from(this.statusPayload('offline')), qos: 1, retain: true },
       ...(m.username ? { username: m.username, password: m.password ?? undefined } : {}),
       ...(m.ca ? { ca: readFileSync(m.ca) } : {}),
@@ -62,6 +67,9 @@ export class Publisher {
     };
     const client = mqtt.connect(m.url, options);
     client.on('connect', () => {
+      this.failures = 0;
+      this.lastError = null;
+      client.options.reconnectPeriod = m.reconnect_ms;
       this.since = new Date().toISOString();
       this.logger.info({ url: m.url }, 'connected to MQTT broker');
       this.store.event('broker', `connected to ${m.url}`);
@@ -85,7 +93,7 @@ export class Publisher {
     client.on('close', () => {
       if (this.client) this.logger.warn('MQTT connection closed; verdicts wait in the outbox');
     });
-    client.on('error', (err) => this.logger.warn({ err: err.message }, 'MQTT error'));
+    client.on('error', (err) => this.onError(client, err as Error & { code?: string | number }));
     this.client = client;
     this.statusTimer = setInterval(() => {
       if (this.connected) this.publishStatus('online');
@@ -125,6 +133,24 @@ export class Publisher {
     const payload = JSON.stringify(value);
     this.retained.set(topic, payload);
     if (this.client?.connected) this.client.publish(topic, payload, { qos: 1, retain: true });
+  }
+
+  /**
+   * A failed connection: back off exponentially — up to `reconnect_max_ms` for network errors, up
+   * to a minute when the broker refused us (credentials, client id), where quick retries only
+   * fill its log. Each new reason is recorded once in `events`; scoring goes on.
+   */
+  private onError(client: MqttClient, err: Error & { code?: string | number }): void {
+    const m = this.config.mqtt;
+    const refused = typeof err.code === 'number' && err.code > 0; // CONNACK return codes 1–5
+    const reason = refused ? `broker refused the connection: ${err.message} (code ${err.code})` : err.message;
+    this.failures++;
+    const cap = refused ? Math.max(60_000, m.reconnect_max_ms) : m.reconnect_max_ms;
+    const delay = Math.min(cap, m.reconnect_ms * 2 ** Math.min(this.failures - 1, 16));
+    client.options.reconnectPeriod = delay;
+    this.logger.warn({ err: reason, retryMs: delay, attempt: this.failures }, `MQTT: ${reason}; retrying in ${delay} ms`);
+    if (reason !== this.lastError) this.store.event('broker', `${reason}; retrying with back-off`, { code: err.code ?? null });
+    this.lastError = reason;
   }
 
   /** New rows in the outbox: send them (one flush loop at a time). */

@@ -53,6 +53,7 @@ export const ConfigSchema = z.strictObject({
     key: z.string().nullable().default(null),
     reconnect_ms: ms.min(100).max(600_000).default(2000),
     resend_delay_ms: ms.max(60_000).default(1000),
+    reconnect_max_ms: ms.min(100).max(600_000).default(10_000),
     keepalive_s: z.number().int().min(0).max(3600).default(30),
     plain_topic: z.boolean().default(false),
     status_interval_s: z.number().int().min(1).max(3600).default(30),

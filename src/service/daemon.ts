@@ -149,7 +149,7 @@ export class Daemon {
     const model = this.scorer ? `${this.scorer.modelRef.name} v${this.scorer.modelRef.version}` : 'no model';
     const queue = this.store?.queueCount() ?? 0;
     const outbox = this.store?.outboxCount() ?? 0;
-    return `scored ${n.pass + n.flag + n.error} (${n.flag} flag, ${n.error} error); queue ${queue}; unpublished ${outbox}; ${model}; mqtt ${this.publisher?.connected ? 'connected' : 'disconnected'}`;
+    return `scored ${n.pass + n.flag + n.error} (${n.flag} flag, ${n.error} error); queue ${queue}; unpublished ${outbox}; ${model}; mqtt ${this.publisher?.connected ? 'connected' : `disconnected${this.publisher?.lastError ? ` (${this.publisher.lastError})` : ''}`}`;
   }
 
   private announceModel(scorer: Scorer, previous: string | null): void {
