@@ -7,6 +7,8 @@ import type { Config } from '../service/config.js';
 export interface StatusInfo {
   model: { name: string; version: number; sha256: string } | null;
   queue: number;
+  /** A station fault the line should know about (e.g. the database is full), or null. */
+  error: string | null;
 }
 
 export type StationState = 'online' | 'offline' | 'stopped';
@@ -170,7 +172,7 @@ export class Publisher {
     const s = this.status();
     // `since`: when this state began — the connection for online/offline, now for stopped.
     const since = state === 'stopped' ? new Date().toISOString() : this.since;
-    return JSON.stringify({ state, since, model: s.model, queue: s.queue, version: this.version });
+    return JSON.stringify({ state, since, model: s.model, queue: s.queue, error: s.error, version: this.version });
   }
 
   private async flush(): Promise<void> {

@@ -84,7 +84,9 @@ export class Daemon {
     if (m.manifest.untrained) this.logger.warn('the active model is the UNTRAINED demo model: its verdicts mean nothing');
     step();
 
-    this.publisher = new Publisher(c, store, this.logger, () => ({ model: this.scorer?.modelRef ?? null, queue: store.queueCount() }), this.version);
+    this.publisher = new Publisher(c, store, this.logger, () => ({
+      model: this.scorer?.modelRef ?? null, queue: safeCount(() => store.queueCount()), error: this.pipeline?.recordError ?? null,
+    }), this.version);
     this.syncer = new Syncer({
       config: c, store, logger: this.logger, repo: c.model.dir, active: () => this.scorer!.bundle,
       activate: (s, folder) => this.models!.activate(s, folder, 'model sync'),
@@ -119,13 +121,22 @@ export class Daemon {
       this.started.push({ name: 'sync', stop: () => this.syncer?.stop() });
     }
 
+    const logger = this.logger;
+    const pipelineRef = (): Pipeline | null => this.pipeline;
     this.watcher = new CaptureWatcher({
       dir: c.capture.dir, patterns: c.capture.patterns, ignore: c.capture.ignore, settleMs: c.capture.settle_ms,
       poll: c.capture.poll, followSymlinks: c.capture.follow_symlinks, logger: this.logger,
-      onSettled: (f) => {
-        if (store.auditedByStat(f.path, f.size, f.mtimeMs)) return;
-        store.enqueue({ file_path: f.path, file_bytes: f.size, file_mtime_ms: f.mtimeMs });
-        this.pipeline?.wake();
+      onSettled: function queue(this: void, f) {
+        try {
+          if (store.auditedByStat(f.path, f.size, f.mtimeMs)) return;
+          store.enqueue({ file_path: f.path, file_bytes: f.size, file_mtime_ms: f.mtimeMs });
+          pipelineRef()?.wake();
+        } catch (err) {
+          // The database refused (disk full, I/O error): the file stays where it is; try again
+          // later (and the reconcile at the next start finds it in any case).
+          logger.error({ file: f.path, err: (err as Error).message }, 'could not queue capture; retrying in 5 s');
+          setTimeout(() => queue(f), 5000).unref();
+        }
       },
     });
     await this.watcher.start();
@@ -147,9 +158,10 @@ export class Daemon {
   summary(): string {
     const n = this.pipeline?.counts ?? { pass: 0, flag: 0, error: 0, skipped: 0 };
     const model = this.scorer ? `${this.scorer.modelRef.name} v${this.scorer.modelRef.version}` : 'no model';
-    const queue = this.store?.queueCount() ?? 0;
-    const outbox = this.store?.outboxCount() ?? 0;
-    return `scored ${n.pass + n.flag + n.error} (${n.flag} flag, ${n.error} error); queue ${queue}; unpublished ${outbox}; ${model}; mqtt ${this.publisher?.connected ? 'connected' : `disconnected${this.publisher?.lastError ? ` (${this.publisher.lastError})` : ''}`}`;
+    const queue = safeCount(() => this.store?.queueCount() ?? 0);
+    const outbox = safeCount(() => this.store?.outboxCount() ?? 0);
+    const fault = this.pipeline?.recordError ? `ERROR ${this.pipeline.recordError}; ` : '';
+    return `${fault}scored ${n.pass + n.flag + n.error} (${n.flag} flag, ${n.error} error); queue ${queue}; unpublished ${outbox}; ${model}; mqtt ${this.publisher?.connected ? 'connected' : `disconnected${this.publisher?.lastError ? ` (${this.publisher.lastError})` : ''}`}`;
   }
 
   private announceModel(scorer: Scorer, previous: string | null): void {
@@ -195,6 +207,15 @@ export class Daemon {
       }
     }
     this.started.length = 0;
+  }
+}
+
+/** A count for a status line; -1 when the database cannot answer (the status must still go out). */
+function safeCount(f: () => number): number {
+  try {
+    return f();
+  } catch {
+    return -1;
   }
 }
 

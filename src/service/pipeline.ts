@@ -48,6 +48,8 @@ export class Pipeline {
   /** Captures that read as truncated, waiting for their writer: path → stat seen, retry time. */
   private readonly deferred = new Map<string, { size: number; mtimeMs: number; until: number }>();
   readonly counts = { pass: 0, flag: 0, error: 0, skipped: 0 };
+  /** Why the last verdict could not be recorded (null once one is recorded again). */
+  recordError: string | null = null;
   private scorer: Scorer;
   private pendingSwap: { scorer: Scorer; resolve: (old: Scorer) => void } | null = null;
   private consecutiveModelFailures = 0;
@@ -90,7 +92,19 @@ export class Pipeline {
 
   async start(): Promise<void> {
     this.running = true;
-    this.loop = this.run();
+    this.loop = this.runForever();
+  }
+
+  /** The loop never dies: an unexpected error (e.g. the database refusing reads) is logged and retried. */
+  private async runForever(): Promise<void> {
+    while (this.running) {
+      try {
+        await this.run();
+      } catch (err) {
+        this.ctx.logger.error({ err: (err as Error).message }, 'capture loop error; retrying in 5 s');
+        await new Promise((r) => setTimeout(r, 5000));
+      }
+    }
   }
 
   /** Finishes the capture in inference, records it, and returns; queued captures stay queued. */
@@ -168,7 +182,9 @@ export class Pipeline {
       this.trackModelHealth(result, current.scorer);
       try {
         this.record(current.row, current.scorer, prepared, result);
+        this.recordError = null;
       } catch (err) {
+        this.recordError = `database: ${(err as Error).message}`;
         // The database refused the row (disk full, I/O error): the capture stays queued and is
         // retried; nothing is published that is not recorded.
         this.ctx.logger.error({ err: (err as Error).message, file: current.row.file_path }, 'could not record verdict; will retry');
