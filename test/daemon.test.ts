@@ -231,10 +231,17 @@ describe('hostile entries in the capture folder', () => {
     mkdirSync(join(station.captures, 'folder.tif'));
     daemon.start();
     await daemon.waitFor(/watching the capture folder/);
-    // deleted between detection and decoding: written, settled, then removed while the loop is busy
+    // deleted between detection and decoding: once it is queued (or already scored), remove it
     await writeFile(join(station.captures, 'vanishing.tif'), capture(953));
-    await sleep(320);
-    try { unlinkSync(join(station.captures, 'vanishing.tif')); } catch { /* already scored: fine */ }
+    await until(() => {
+      const d = new Sqlite(station.db, { readonly: true });
+      try {
+        return d.prepare("SELECT 1 FROM queue WHERE file_path LIKE '%vanishing.tif' UNION SELECT 1 FROM inspections WHERE file_path LIKE '%vanishing.tif'").all().length > 0;
+      } finally {
+        d.close();
+      }
+    }, 20_000, 'vanishing.tif detected');
+    unlinkSync(join(station.captures, 'vanishing.tif'));
     await until(() => sub.verdicts.length >= 7, 30_000, '7 verdicts');
     await sleep(1000);
     const r = rows(station.db);
@@ -248,5 +255,31 @@ describe('hostile entries in the capture folder', () => {
     expect(['pass', 'flag', 'error']).toContain(by('vanishing.tif')?.verdict);
     expect(new Set(r.map((x) => x.file_path)).size).toBe(r.length);
     expect(daemon.proc?.exitCode).toBe(null); // still running
+  });
+});
+
+describe('the capture folder disappears and comes back', () => {
+  it('is reported while missing and watched again when back; nothing dropped meanwhile is missed', async () => {
+    const { rm: rmDir, mkdir } = await import('node:fs/promises');
+    const { sub, station, daemon } = await rig('', 300);
+    const { readFileSync: read, writeFileSync: write } = await import('node:fs');
+    write(station.config, read(station.config, 'utf8').replace('  settle_ms: 300\n', '  settle_ms: 300\n  rescan_s: 0.5\n'));
+    daemon.start();
+    await daemon.waitFor(/watching the capture folder/);
+    await writeFile(join(station.captures, 'before.tif'), capture(960));
+    await until(() => sub.verdicts.length >= 1, 20_000, 'first verdict');
+    await rmDir(station.captures, { recursive: true });
+    await daemon.waitFor(/capture folder .* is missing/, 10_000);
+    await mkdir(station.captures);
+    await writeFile(join(station.captures, 'after.tif'), capture(961));
+    await daemon.waitFor(/capture folder .* is back/, 10_000);
+    await writeFile(join(station.captures, 'later.tif'), capture(962));
+    await until(() => sub.verdicts.length >= 3, 20_000, 'verdicts for the files in the re-created folder');
+    const r = rows(station.db);
+    expect(r.map((x) => x.file_path.replace(/.*\//, '')).sort()).toEqual(['after.tif', 'before.tif', 'later.tif']);
+    const d = new Sqlite(station.db, { readonly: true });
+    const ev = d.prepare("SELECT kind, message FROM events WHERE message LIKE 'capture folder%' ORDER BY id").all() as Array<{ kind: string; message: string }>;
+    d.close();
+    expect(ev.map((e) => e.kind)).toEqual(['error', 'capture']);
   });
 });

@@ -32,6 +32,10 @@ export interface WatcherOptions {
 export class CaptureWatcher {
   private watcher: FSWatcher | null = null;
   private readonly pending = new Map<string, { size: number; mtimeMs: number; timer: NodeJS.Timeout }>();
+  private rescanTimer: NodeJS.Timeout | null = null;
+  private rescanning = false;
+  /** true while the capture folder itself is missing (an unmounted share, a deleted folder). */
+  folderMissing = false;
   private readonly matches: (p: string) => boolean;
   private readonly skipFolder: (p: string) => boolean;
 
@@ -41,6 +45,10 @@ export class CaptureWatcher {
   }
 
   async start(): Promise<void> {
+    await this.watchFolder();
+  }
+
+  private async watchFolder(): Promise<void> {
     const watcher = watch(this.o.dir, {
       ignoreInitial: true,
       persistent: true,
@@ -59,7 +67,37 @@ export class CaptureWatcher {
     this.watcher = watcher;
   }
 
+  /**
+   * A safety net under the watcher: every `intervalMs`, list the folder again (stat only) and queue
+   * what nobody reported — files that arrived while the folder was gone and came back (the watcher
+   * is restarted then), or events a network share never delivered.
+   */
+  startRescan(intervalMs: number, isKnown: (f: SettledFile) => boolean, onFolderState: (missing: boolean) => void): void {
+    this.rescanTimer = setInterval(() => {
+      if (this.rescanning) return;
+      this.rescanning = true;
+      void (async () => {
+        const exists = await stat(this.o.dir).then((s) => s.isDirectory(), () => false);
+        if (!exists) {
+          if (!this.folderMissing) onFolderState(true);
+          this.folderMissing = true;
+          return;
+        }
+        if (this.folderMissing) {
+          this.folderMissing = false;
+          onFolderState(false);
+          await this.watcher?.close();
+          await this.watchFolder(); // a new inode: the old watch sees nothing
+        }
+        await this.reconcile(isKnown);
+      })().catch((err) => this.o.logger.error({ err: (err as Error).message }, 'capture folder rescan failed'))
+        .finally(() => { this.rescanning = false; });
+    }, intervalMs);
+    this.rescanTimer.unref();
+  }
+
   async stop(): Promise<void> {
+    if (this.rescanTimer) clearInterval(this.rescanTimer);
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
     await this.watcher?.close();
@@ -95,8 +133,8 @@ export class CaptureWatcher {
       if (s && !isKnown({ path, ...s })) found.push({ path, ...s });
     }
     found.sort((a, b) => a.mtimeMs - b.mtimeMs || a.path.localeCompare(b.path));
-    // Files still being written settle through the normal path.
-    for (const f of found) this.arm(f.path, f.size, f.mtimeMs);
+    // Files still being written settle through the normal path (ones already settling keep their timer).
+    for (const f of found) if (!this.pending.has(f.path)) this.arm(f.path, f.size, f.mtimeMs);
     return found.length;
   }
 

@@ -25,6 +25,7 @@ export const ConfigSchema = z.strictObject({
     max_pixels: z.number().int().positive().default(DEFAULT_MAX_PIXELS),
     poll: z.boolean().default(false),
     follow_symlinks: z.boolean().default(false),
+    rescan_s: z.number().min(0.2).max(86_400).default(60),
   }),
   model: z.strictObject({
     dir: z.string().min(1),

@@ -85,7 +85,8 @@ export class Daemon {
     step();
 
     this.publisher = new Publisher(c, store, this.logger, () => ({
-      model: this.scorer?.modelRef ?? null, queue: safeCount(() => store.queueCount()), error: this.pipeline?.recordError ?? null,
+      model: this.scorer?.modelRef ?? null, queue: safeCount(() => store.queueCount()),
+      error: this.pipeline?.recordError ?? (this.watcher?.folderMissing ? `capture folder ${c.capture.dir} is missing` : null),
     }), this.version);
     this.syncer = new Syncer({
       config: c, store, logger: this.logger, repo: c.model.dir, active: () => this.scorer!.bundle,
@@ -141,7 +142,14 @@ export class Daemon {
     });
     await this.watcher.start();
     this.started.push({ name: 'watcher', stop: () => this.watcher?.stop() });
-    const found = await this.watcher.reconcile((f) => store.auditedByStat(f.path, f.size, f.mtimeMs) || store.isQueued(f.path));
+    const known = (f: { path: string; size: number; mtimeMs: number }): boolean => store.auditedByStat(f.path, f.size, f.mtimeMs) || store.isQueued(f.path);
+    const found = await this.watcher.reconcile(known);
+    this.watcher.startRescan(c.capture.rescan_s * 1000, known, (missing) => {
+      const message = missing ? `capture folder ${c.capture.dir} is missing` : `capture folder ${c.capture.dir} is back`;
+      (missing ? this.logger.error.bind(this.logger) : this.logger.info.bind(this.logger))(message);
+      store.event(missing ? 'error' : 'capture', message);
+      if (this.publisher?.connected) this.publisher.publishStatus('online');
+    });
     this.logger.info({ dir: c.capture.dir, found, queued: store.queueCount() }, 'watching the capture folder');
     this.pipeline.wake();
 
