@@ -88,13 +88,4 @@ export class Converter {
       }
     }
   }
-
-  /** The 8-bit planes fed to the network (full resolution), one per input channel. */
-  convert(image: Gray16Image): { planes: [Uint8Array, Uint8Array, Uint8Array]; bounds: Bounds | null } {
-    const { luts, bounds } = this.tables(image);
-    const p0 = applyLut(image.data, luts[0]);
-    const p1 = luts[1] === luts[0] ? p0 : applyLut(image.data, luts[1]);
-    const p2 = luts[2] === luts[0] ? p0 : luts[2] === luts[1] ? p1 : applyLut(image.data, luts[2]);
-    return { planes: [p0, p1, p2], bounds };
-  }
 }

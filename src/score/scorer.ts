@@ -1,6 +1,5 @@
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import { decide, abnormalProbability, type Reason } from '../decide/verdict.js';
-import { join } from 'node:path';
 import type { DecodeOptions } from '../decode/tiff.js';
 import { XrayError, toXrayError, type ErrorCode } from '../errors.js';
 import { InferenceEngine, type LoadResult } from '../infer/engine.js';
