@@ -23,13 +23,16 @@ export async function freePort(): Promise<number> {
 
 export class Mosquitto {
   private proc: ChildProcess | null = null;
-  /** `configFile`: a mosquitto.conf (its listener must use `port`); default: anonymous on `port`. */
-  constructor(readonly port: number, private readonly configFile?: string) {}
+  /**
+   * `configFile`: a mosquitto.conf (its listener must use `port`); default: anonymous on `port`.
+   * `probe`: wait until an anonymous client connects (not possible when the config refuses them).
+   */
+  constructor(readonly port: number, private readonly configFile?: string, private readonly probe = !configFile) {}
 
   async start(): Promise<void> {
     const args = this.configFile ? ['-c', this.configFile] : ['-p', String(this.port)];
     this.proc = spawn(MOSQUITTO, args, { stdio: 'ignore' });
-    if (this.configFile) {
+    if (!this.probe) {
       await sleep(500); // an authenticating broker refuses our anonymous probe below
       return;
     }
@@ -47,13 +50,13 @@ export class Mosquitto {
     throw new Error('mosquitto did not start');
   }
 
-  async stop(): Promise<void> {
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const p = this.proc;
     this.proc = null;
     if (!p || p.exitCode !== null) return;
     await new Promise<void>((resolve) => {
       p.once('exit', () => resolve());
-      p.kill('SIGTERM');
+      p.kill(signal);
     });
   }
 }
@@ -63,7 +66,7 @@ export interface Verdict { id: string; seq: number; file: string; verdict: strin
 /** A QoS 1 subscriber with a persistent session, so nothing is lost while it is connected. */
 export class Subscriber {
   readonly verdicts: Verdict[] = [];
-  readonly status: Array<{ state: string }> = [];
+  readonly status: Array<{ state: string; error?: string | null; queue?: number }> = [];
   readonly plain: string[] = [];
   private client: MqttClient | null = null;
   constructor(private readonly port: number, private readonly prefix = 'xray-qc/xray-1') {}
@@ -72,7 +75,7 @@ export class Subscriber {
     const client = mqtt.connect(`mqtt://127.0.0.1:${this.port}`, { clientId: `sub-${process.pid}-${Date.now()}`, clean: false, reconnectPeriod: 200 });
     client.on('message', (topic, payload) => {
       if (topic === `${this.prefix}/verdict`) this.verdicts.push(JSON.parse(payload.toString()) as Verdict);
-      else if (topic === `${this.prefix}/status`) this.status.push(JSON.parse(payload.toString()) as { state: string });
+      else if (topic === `${this.prefix}/status`) this.status.push(JSON.parse(payload.toString()) as { state: string; error?: string | null; queue?: number });
       else if (topic === `${this.prefix}/verdict/plain`) this.plain.push(payload.toString());
     });
     await new Promise<void>((resolve) => client.once('connect', () => resolve()));
@@ -118,10 +121,12 @@ ${opts.extra ?? ''}`);
 export class DaemonProcess {
   proc: ChildProcess | null = null;
   output = '';
-  constructor(private readonly config: string, private readonly env: NodeJS.ProcessEnv = {}) {}
+  /** `wrap`: a command the daemon runs under (e.g. unshare + mount), its own arguments appended. */
+  constructor(private readonly config: string, private readonly env: NodeJS.ProcessEnv = {}, private readonly wrap: string[] = []) {}
 
   start(): void {
-    this.proc = spawn(process.execPath, [CLI, 'run', '--config', this.config], {
+    const argv = [...this.wrap, process.execPath, CLI, 'run', '--config', this.config];
+    this.proc = spawn(argv[0], argv.slice(1), {
       stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env },
     });
     this.proc.stdout!.on('data', (d: Buffer) => { this.output += d.toString(); });

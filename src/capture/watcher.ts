@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from 'pino';
 import { captureMatcher, folderIgnored } from './match.js';
+import { fsPath, lossyName, nameFromBytes } from './names.js';
 
 export interface SettledFile {
   path: string;
@@ -34,6 +35,9 @@ export class CaptureWatcher {
   private readonly pending = new Map<string, { size: number; mtimeMs: number; timer: NodeJS.Timeout }>();
   private rescanTimer: NodeJS.Timeout | null = null;
   private rescanning = false;
+  /** The last `isKnown` given to reconcile: what a name-triggered rescan checks against. */
+  private known: ((f: SettledFile) => boolean) | null = null;
+  private lossyRescan: NodeJS.Timeout | null = null;
   /** true while the capture folder itself is missing (an unmounted share, a deleted folder). */
   folderMissing = false;
   private readonly matches: (p: string) => boolean;
@@ -62,6 +66,11 @@ export class CaptureWatcher {
     watcher.on('unlink', (p) => this.forget(p));
     // A folder named like a capture gets an error verdict rather than silence.
     watcher.on('addDir', (p) => this.touch(p));
+    // A name that is not UTF-8 reaches chokidar as U+FFFD and cannot be opened under that string:
+    // list its folder as bytes instead (reconcile) once the writer has had time to settle.
+    watcher.on('raw', (_event, path) => {
+      if (typeof path === 'string' && lossyName(path)) this.rescanSoon();
+    });
     watcher.on('error', (err) => this.o.logger.error({ err }, 'capture watcher error'));
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
     this.watcher = watcher;
@@ -96,8 +105,19 @@ export class CaptureWatcher {
     this.rescanTimer.unref();
   }
 
+  private rescanSoon(): void {
+    if (this.lossyRescan || !this.known) return;
+    const known = this.known;
+    this.lossyRescan = setTimeout(() => {
+      this.lossyRescan = null;
+      void this.reconcile(known).catch((err) => this.o.logger.error({ err: (err as Error).message }, 'capture folder rescan failed'));
+    }, this.o.settleMs);
+    this.lossyRescan.unref();
+  }
+
   async stop(): Promise<void> {
     if (this.rescanTimer) clearInterval(this.rescanTimer);
+    if (this.lossyRescan) clearTimeout(this.lossyRescan);
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
     await this.watcher?.close();
@@ -106,17 +126,19 @@ export class CaptureWatcher {
 
   /** Every matching file already in the folder, each settled once (oldest first). */
   async reconcile(isKnown: (f: SettledFile) => boolean): Promise<number> {
+    this.known = isKnown;
     const files: string[] = [];
     const walk = async (dir: string): Promise<void> => {
       let entries;
       try {
-        entries = await readdir(dir, { withFileTypes: true });
+        // as bytes: names that are not UTF-8 are kept (see names.ts)
+        entries = await readdir(fsPath(dir), { withFileTypes: true, encoding: 'buffer' });
       } catch (err) {
         this.o.logger.warn({ dir, err: (err as Error).message }, 'cannot list capture folder');
         return;
       }
       for (const e of entries) {
-        const p = join(dir, e.name);
+        const p = join(dir, nameFromBytes(e.name));
         if (e.isDirectory()) {
           if (this.matches(p)) files.push(p); // a folder named like a capture: an error verdict
           if (!this.skipFolder(p)) await walk(p);
@@ -186,11 +208,11 @@ export class CaptureWatcher {
  */
 async function statOrNull(path: string): Promise<{ size: number; mtimeMs: number } | null> {
   try {
-    const s = await stat(path);
+    const s = await stat(fsPath(path));
     return s.isFile() ? { size: s.size, mtimeMs: s.mtimeMs } : { size: 0, mtimeMs: s.mtimeMs };
   } catch {
     try {
-      const l = await lstat(path); // a dangling link
+      const l = await lstat(fsPath(path)); // a dangling link
       return { size: 0, mtimeMs: l.mtimeMs };
     } catch {
       return null;

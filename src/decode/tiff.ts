@@ -1,4 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
+import { fsPath } from '../capture/names.js';
 import { fromArrayBuffer, getDecoder } from 'geotiff';
 import { XrayError, toXrayError } from '../errors.js';
 import { registerCodecs } from './codecs.js';
@@ -34,12 +35,12 @@ export interface CaptureBytes {
 /** Reads a capture, refusing non-files and files larger than the pixel limit could need. */
 export async function readCaptureFile(path: string, options: DecodeOptions = {}): Promise<CaptureBytes> {
   try {
-    const info = await stat(path);
+    const info = await stat(fsPath(path));
     if (!info.isFile()) throw new Error(`${path} is not a regular file`);
     // Even uncompressed, a file within the pixel limit is no larger than this: refuse before reading.
     const limit = (options.maxPixels ?? DEFAULT_MAX_PIXELS) * 2 + 64 * 1024 * 1024;
     if (info.size > limit) throw new XrayError('TIFF_TOO_LARGE', `file is ${info.size} bytes, more than ${limit} for the pixel limit`);
-    const bytes = await readFile(path);
+    const bytes = await readFile(fsPath(path));
     return { bytes, size: bytes.length, mtimeMs: info.mtimeMs };
   } catch (err) {
     throw toXrayError(err, 'FILE_UNREADABLE');

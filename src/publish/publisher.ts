@@ -13,6 +13,9 @@ export interface StatusInfo {
 
 export type StationState = 'online' | 'offline' | 'stopped';
 
+/** Node's codes for a certificate the client does not accept. */
+const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME|ERR_TLS|ERR_SSL/;
+
 /**
  * MQTT side: durable delivery from the SQLite outbox. Each verdict is published QoS 1 in `seq`
  * order; its outbox row is deleted and `published_at` set only on PUBACK. Everything unacknowledged
@@ -45,6 +48,10 @@ export class Publisher {
     return { verdict: `${p}/verdict`, plain: `${p}/verdict/plain`, status: `${p}/status` };
   }
 
+  get clientId(): string {
+    return this.config.mqtt.client_id ?? `xray-qc-${this.config.station_id}`;
+  }
+
   get connected(): boolean {
     return this.client?.connected ?? false;
   }
@@ -53,7 +60,7 @@ export class Publisher {
   async start(): Promise<void> {
     const m = this.config.mqtt;
     const options: IClientOptions = {
-      clientId: m.client_id ?? `xray-qc-${this.config.station_id}`,
+      clientId: this.clientId,
       clean: true,
       keepalive: m.keepalive_s,
       reconnectPeriod: m.reconnect_ms,
@@ -145,7 +152,10 @@ export class Publisher {
   private onError(client: MqttClient, err: Error & { code?: string | number }): void {
     const m = this.config.mqtt;
     const refused = typeof err.code === 'number' && err.code > 0; // CONNACK return codes 1–5
-    const reason = refused ? `broker refused the connection: ${err.message} (code ${err.code})` : err.message;
+    const who = `client id ${this.clientId}${m.username ? `, user ${m.username}` : ', no user'}`;
+    const reason = refused ? `broker refused the connection: ${err.message} (code ${err.code}; ${who})`
+      : typeof err.code === 'string' && TLS_CODES.test(err.code) ? `TLS: ${err.message} (${err.code}); is mqtt.ca the broker's CA?`
+        : err.message;
     this.failures++;
     const cap = refused ? Math.max(60_000, m.reconnect_max_ms) : m.reconnect_max_ms;
     const delay = Math.min(cap, m.reconnect_ms * 2 ** Math.min(this.failures - 1, 16));

@@ -35,6 +35,8 @@ export class Daemon {
   private watcher: CaptureWatcher | null = null;
   private watchdogTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
+  /** Why the last capture could not be queued (the database refused), or null. */
+  private queueError: string | null = null;
 
   constructor(
     private readonly config: Config,
@@ -86,7 +88,7 @@ export class Daemon {
 
     this.publisher = new Publisher(c, store, this.logger, () => ({
       model: this.scorer?.modelRef ?? null, queue: safeCount(() => store.queueCount()),
-      error: this.pipeline?.recordError ?? (this.watcher?.folderMissing ? `capture folder ${c.capture.dir} is missing` : null),
+      error: this.fault(),
     }), this.version);
     this.syncer = new Syncer({
       config: c, store, logger: this.logger, repo: c.model.dir, active: () => this.scorer!.bundle,
@@ -109,6 +111,7 @@ export class Daemon {
       scorer,
       logger: this.logger,
       onRecorded: () => this.publisher?.kick(),
+      onFault: () => this.faultChanged(),
       onModelFailures: (n) => this.models?.onFailures(n),
     });
     await this.pipeline.start();
@@ -124,6 +127,11 @@ export class Daemon {
 
     const logger = this.logger;
     const pipelineRef = (): Pipeline | null => this.pipeline;
+    const queueFault = (message: string | null): void => {
+      if (message === this.queueError) return;
+      this.queueError = message;
+      this.faultChanged();
+    };
     this.watcher = new CaptureWatcher({
       dir: c.capture.dir, patterns: c.capture.patterns, ignore: c.capture.ignore, settleMs: c.capture.settle_ms,
       poll: c.capture.poll, followSymlinks: c.capture.follow_symlinks, logger: this.logger,
@@ -131,8 +139,10 @@ export class Daemon {
         try {
           if (store.auditedByStat(f.path, f.size, f.mtimeMs)) return;
           store.enqueue({ file_path: f.path, file_bytes: f.size, file_mtime_ms: f.mtimeMs });
+          queueFault(null);
           pipelineRef()?.wake();
         } catch (err) {
+          queueFault(`database: ${(err as Error).message}`);
           // The database refused (disk full, I/O error): the file stays where it is; try again
           // later (and the reconcile at the next start finds it in any case).
           logger.error({ file: f.path, err: (err as Error).message }, 'could not queue capture; retrying in 5 s');
@@ -148,7 +158,7 @@ export class Daemon {
       const message = missing ? `capture folder ${c.capture.dir} is missing` : `capture folder ${c.capture.dir} is back`;
       (missing ? this.logger.error.bind(this.logger) : this.logger.info.bind(this.logger))(message);
       store.event(missing ? 'error' : 'capture', message);
-      if (this.publisher?.connected) this.publisher.publishStatus('online');
+      this.faultChanged();
     });
     this.logger.info({ dir: c.capture.dir, found, queued: store.queueCount() }, 'watching the capture folder');
     this.pipeline.wake();
@@ -168,8 +178,21 @@ export class Daemon {
     const model = this.scorer ? `${this.scorer.modelRef.name} v${this.scorer.modelRef.version}` : 'no model';
     const queue = safeCount(() => this.store?.queueCount() ?? 0);
     const outbox = safeCount(() => this.store?.outboxCount() ?? 0);
-    const fault = this.pipeline?.recordError ? `ERROR ${this.pipeline.recordError}; ` : '';
+    const error = this.fault();
+    const fault = error ? `ERROR ${error}; ` : '';
     return `${fault}scored ${n.pass + n.flag + n.error} (${n.flag} flag, ${n.error} error); queue ${queue}; unpublished ${outbox}; ${model}; mqtt ${this.publisher?.connected ? 'connected' : `disconnected${this.publisher?.lastError ? ` (${this.publisher.lastError})` : ''}`}`;
+  }
+
+  /** The station fault the line must see (status topic `error`, STATUS=), or null. */
+  private fault(): string | null {
+    return this.pipeline?.recordError ?? this.queueError
+      ?? (this.watcher?.folderMissing ? `capture folder ${this.config.capture.dir} is missing` : null);
+  }
+
+  /** A fault began or ended: the status topic and STATUS= say so at once, not at the next interval. */
+  private faultChanged(): void {
+    if (this.publisher?.connected) this.publisher.publishStatus('online');
+    this.notifier.status(this.summary());
   }
 
   private announceModel(scorer: Scorer, previous: string | null): void {

@@ -1,6 +1,7 @@
 import { realpath } from 'node:fs/promises';
 import { sep } from 'node:path';
 import type { Logger } from 'pino';
+import { fsPath } from '../capture/names.js';
 import type { InspectionInput, QueueRow, Store } from '../record/store.js';
 import type { Prepared, ScoreResult, Scorer } from '../score/scorer.js';
 
@@ -16,6 +17,8 @@ export interface PipelineContext {
   incompleteGraceMs: number;
   /** A row was recorded (audit + outbox); the publisher should send it. */
   onRecorded: (result: ScoreResult, seq: number) => void;
+  /** `recordError` changed (a database fault began or ended): tell the line now. */
+  onFault?: () => void;
   /** The model failed this many inferences in a row (errors or non-finite outputs). */
   onModelFailures?: (consecutive: number, scorer: Scorer) => void;
 }
@@ -182,9 +185,14 @@ export class Pipeline {
       this.trackModelHealth(result, current.scorer);
       try {
         this.record(current.row, current.scorer, prepared, result);
-        this.recordError = null;
+        if (this.recordError) {
+          this.recordError = null;
+          this.ctx.onFault?.();
+        }
       } catch (err) {
+        const was = this.recordError;
         this.recordError = `database: ${(err as Error).message}`;
+        if (was !== this.recordError) this.ctx.onFault?.();
         // The database refused the row (disk full, I/O error): the capture stays queued and is
         // retried; nothing is published that is not recorded.
         this.ctx.logger.error({ err: (err as Error).message, file: current.row.file_path }, 'could not record verdict; will retry');
@@ -198,7 +206,7 @@ export class Pipeline {
   private async prepare(scorer: Scorer, file: string): Promise<Prepared> {
     const root = this.ctx.confineTo;
     if (root) {
-      const real = await realpath(file).catch(() => null);
+      const real = await realpath(fsPath(file)).catch(() => null);
       if (real && real !== root && !real.startsWith(root + sep)) {
         const message = `${file} links to ${real}, outside the capture folder (capture.follow_symlinks is false)`;
         return { ok: false, file, capture: null, sha256: null, failure: { file, verdict: 'error', reason: 'FILE_OUTSIDE_CAPTURE_DIR', error: { code: 'FILE_OUTSIDE_CAPTURE_DIR', message } } };
