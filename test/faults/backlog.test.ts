@@ -1,0 +1,139 @@
+import { rename, rm, mkdir, writeFile } from 'node:fs/promises';
+import { readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { DaemonProcess, freePort, Mosquitto, Subscriber, until } from '../station.js';
+import { auditRows, capture, countLoss, makeStation, report, rssMiB, sleep, SOAK, WitnessSub } from './rig.js';
+
+/**
+ * Fault 5: a backlog waiting at start plus a sustained burst faster than the station scores —
+ * memory flat, queue depth on the status topic, everything processed once and in arrival order.
+ * Fault 4: the capture folder disappears and comes back (deleted and re-created; renamed away
+ * and back, as an unmounted share looks).
+ */
+
+const BACKLOG = 1000;
+const BURST = SOAK ? 3000 : 500;
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+async function rig(): Promise<{ station: ReturnType<typeof makeStation>; witness: WitnessSub; status: Subscriber; daemon: DaemonProcess }> {
+  const port = await freePort();
+  const broker = new Mosquitto(port);
+  await broker.start();
+  cleanups.push(() => broker.stop());
+  const witness = new WitnessSub(port);
+  await witness.start();
+  cleanups.push(() => witness.stop());
+  const status = new Subscriber(port);
+  await status.start();
+  cleanups.push(() => status.stop());
+  const station = makeStation({ port, settleMs: 200, extra: '  status_interval_s: 1\n' });
+  const daemon = new DaemonProcess(station.config);
+  cleanups.push(() => daemon.stop('SIGKILL'));
+  return { station, witness, status, daemon };
+}
+
+/** Arrival order broken: rows (in seq order) whose capture arrived before the previous row's. */
+function inversions(order: number[]): number {
+  return order.filter((v, i) => i > 0 && v < order[i - 1]).length;
+}
+
+it(`${BACKLOG} files waiting at start, then ${BURST} more at 100/s: memory flat, queue depth reported, all once and in order`, async () => {
+  const { station, witness, status, daemon } = await rig();
+  const files: string[] = [];
+  const t0 = Date.now() / 1000 - 3600;
+  for (let i = 0; i < BACKLOG; i++) {
+    const path = join(station.captures, `b-${String(i).padStart(5, '0')}.tif`);
+    await writeFile(path, capture(50_000 + i, 160, 300));
+    utimesSync(path, t0 + i, t0 + i); // arrival order = mtime order, one second apart
+    files.push(path);
+  }
+  daemon.start();
+  await daemon.waitFor(/watching the capture folder/, 60_000);
+  const pid = daemon.proc!.pid!;
+  const rss: number[] = [];
+  const sampler = setInterval(() => { const r = rssMiB(pid); if (r !== null) rss.push(r); }, 250);
+  cleanups.push(async () => clearInterval(sampler));
+  const readyRss = rssMiB(pid)!;
+  const burstStart = Date.now();
+  for (let i = 0; i < BURST; i++) {
+    const path = join(station.captures, `s-${String(i).padStart(5, '0')}.tif`);
+    await writeFile(path, capture(60_000 + i, 160, 300));
+    files.push(path);
+    await sleep(Math.max(0, burstStart + (i + 1) * 10 - Date.now()));
+  }
+  const burstS = (Date.now() - burstStart) / 1000;
+  const rowsAtBurstEnd = auditRows(station.db).length;
+  await until(() => {
+    const rows = auditRows(station.db);
+    return rows.length >= files.length && rows.every((r) => r.published_at !== null) && new Set(witness.verdicts().map((v) => v.id)).size >= files.length;
+  }, 300_000, 'the backlog and the burst scored and delivered');
+  const doneS = (Date.now() - burstStart) / 1000;
+  clearInterval(sampler);
+  await sleep(1500);
+  const loss = countLoss(station.db, files, witness);
+  const rows = auditRows(station.db);
+  const index = new Map(files.map((f, i) => [f, i]));
+  const order = rows.map((r) => index.get(r.file_path)!);
+  const queueSeen = status.status.map((s) => s.queue ?? 0);
+  const peak = Math.max(...rss);
+  const tail = rss.slice(-Math.max(4, Math.floor(rss.length / 4)));
+  report('5 backlog and sustained burst', {
+    backlog: BACKLOG, burst: BURST, burst_rate_per_s: Number((BURST / burstS).toFixed(1)),
+    rows_when_burst_ended: rowsAtBurstEnd, all_done_s: Number(doneS.toFixed(1)),
+    scoring_rate_per_s: Number((files.length / doneS).toFixed(1)),
+    max_queue_on_status_topic: Math.max(...queueSeen), last_queue_on_status_topic: queueSeen.at(-1),
+    rss_mib_ready: Math.round(readyRss), rss_mib_peak: Math.round(peak), rss_mib_last_quarter_max: Math.round(Math.max(...tail)),
+    arrival_order_inversions: inversions(order), ...loss,
+  });
+  expect(loss.not_exactly_one_row).toBe(0);
+  expect(loss.verdicts_missing_at_subscriber).toBe(0);
+  expect(inversions(order)).toBe(0);
+  expect(rowsAtBurstEnd).toBeLessThan(files.length); // the burst really outran the scoring
+  expect(Math.max(...queueSeen)).toBeGreaterThan(50);
+  expect(peak - readyRss).toBeLessThan(200); // flat: no per-capture growth (1000+ captures would show it)
+});
+
+it('the capture folder is deleted and re-created, then renamed away and back: nothing dropped meanwhile is missed', async () => {
+  const { station, witness, daemon } = await rig();
+  writeFileSync(station.config, readFileSync(station.config, 'utf8').replace('  settle_ms: 200\n', '  settle_ms: 200\n  rescan_s: 1\n'));
+  daemon.start();
+  await daemon.waitFor(/watching the capture folder/);
+  const files: string[] = [];
+  const drop = async (name: string, seed: number): Promise<void> => {
+    const path = join(station.captures, name);
+    await writeFile(path, capture(seed));
+    files.push(path);
+  };
+  await drop('before.tif', 70_000);
+  await until(() => auditRows(station.db).length === 1, 20_000, 'first row');
+  // deleted and re-created
+  await rm(station.captures, { recursive: true });
+  const goneAt = Date.now();
+  await daemon.waitFor(/capture folder .* is missing/, 10_000);
+  const missingDetectedMs = Date.now() - goneAt;
+  await mkdir(station.captures);
+  await drop('recreated-1.tif', 70_001);
+  await daemon.waitFor(/capture folder .* is back/, 10_000);
+  await drop('recreated-2.tif', 70_002);
+  await until(() => auditRows(station.db).length === 3, 20_000, 'rows for the re-created folder');
+  // renamed away (an unmounted share looks like this to us) and back, with captures meanwhile
+  const away = `${station.captures}.away`;
+  await rename(station.captures, away);
+  await daemon.waitFor(/(missing[\s\S]*){2}/, 10_000);
+  await writeFile(join(away, 'while-away.tif'), capture(70_003));
+  await rename(away, station.captures);
+  files.push(join(station.captures, 'while-away.tif'));
+  await daemon.waitFor(/(is back[\s\S]*){2}/, 10_000);
+  await drop('after.tif', 70_004);
+  await until(() => auditRows(station.db).length >= 5 && new Set(witness.verdicts().map((v) => v.id)).size >= 5, 30_000, 'five verdicts');
+  await sleep(1500);
+  const loss = countLoss(station.db, files, witness);
+  report('4 capture folder disappears', { rescan_s: 1, missing_detected_ms: missingDetectedMs, ...loss });
+  expect(loss.not_exactly_one_row).toBe(0);
+  expect(loss.verdicts_missing_at_subscriber).toBe(0);
+});
