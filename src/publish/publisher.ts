@@ -117,8 +117,8 @@ export class Publisher {
     if (!client) return;
     if (client.connected) {
       // Give the last verdicts a moment to be acknowledged; what remains is re-sent after restart.
-      const deadline = Date.now() + timeoutMs;
-      while (client.connected && this.store.outboxCount() > 0 && Date.now() < deadline) {
+      const deadline = performance.now() + timeoutMs;
+      while (client.connected && this.store.outboxCount() > 0 && performance.now() < deadline) {
         this.kick();
         await new Promise((r) => setTimeout(r, 50));
       }

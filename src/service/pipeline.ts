@@ -125,7 +125,7 @@ export class Pipeline {
   }
 
   private next(exclude: string | null): QueueRow | null {
-    const now = Date.now();
+    const now = performance.now();
     const waiting = (path: string): boolean => (this.deferred.get(path)?.until ?? 0) > now;
     return this.ctx.store.queueHead(2 + this.deferred.size).find((r) => r.file_path !== exclude && !waiting(r.file_path)) ?? null;
   }
@@ -139,9 +139,9 @@ export class Pipeline {
     const { size, mtimeMs } = prepared.capture;
     const d = this.deferred.get(prepared.file);
     const same = d !== undefined && d.size === size && d.mtimeMs === mtimeMs;
-    if (same && Date.now() >= d.until) return false;
+    if (same && performance.now() >= d.until) return false;
     if (!same) {
-      const until = Date.now() + this.ctx.incompleteGraceMs;
+      const until = performance.now() + this.ctx.incompleteGraceMs;
       this.deferred.set(prepared.file, { size, mtimeMs, until });
       setTimeout(() => this.wake(), this.ctx.incompleteGraceMs + 10).unref();
       this.ctx.logger.info({ file: prepared.file, size, graceMs: this.ctx.incompleteGraceMs }, 'capture looks incomplete; waiting for its writer');

@@ -12,7 +12,7 @@ import { auditRows, capture, countLoss, makeStation, report, rng, sleep, SOAK, W
  * After the last restart: every capture exactly one audit row, every verdict at the witness.
  */
 
-const KILLS = SOAK ? 20 : 6;
+const KILLS = SOAK ? 20 : 8;
 const CAPTURES = 200;
 
 const cleanups: Array<() => Promise<unknown>> = [];
