@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { displayName } from '../capture/names.js';
 import { exportInspections, listInspections, showInspection, summary, type Filter, type GroupBy, type InspectionRow } from '../audit/queries.js';
 import { openDatabaseReadOnly, type Db } from '../record/database.js';
 import { loadConfig } from '../service/config.js';
@@ -43,7 +44,7 @@ function withDb(o: DbOptions, f: (db: Db) => void): void {
 
 function line(r: InspectionRow): string {
   const p = r.p_abnormal === null ? '      -' : Number(r.p_abnormal).toFixed(4);
-  return `${String(r.seq).padStart(6)}  ${r.scored_at}  ${String(r.verdict).toUpperCase().padEnd(5)} ${String(r.reason).padEnd(22)} ${p}  ${r.file_path}`;
+  return `${String(r.seq).padStart(6)}  ${r.scored_at}  ${String(r.verdict).toUpperCase().padEnd(5)} ${String(r.reason).padEnd(22)} ${p}  ${displayName(String(r.file_path))}`;
 }
 
 export function registerAudit(program: Command): void {

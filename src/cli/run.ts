@@ -31,6 +31,9 @@ export function registerRun(program: Command): void {
         process.stdout.write(`${config.source}: ok\n`);
         return;
       }
+      // Database, WAL and downloaded models: never readable by other users (at least umask 027).
+      const umask = process.umask(0o027);
+      if ((umask | 0o027) !== 0o027) process.umask(umask | 0o027);
       const logger = createLogger();
       const notifier = new SystemdNotifier(logger);
       const daemon = new Daemon(config, logger, notifier, packageVersion());

@@ -49,6 +49,8 @@ export const ConfigSchema = z.strictObject({
     client_id: z.string().min(1).optional(),
     username: z.string().min(1).nullable().default(null),
     password_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name').nullable().default('XRAY_QC_MQTT_PASSWORD'),
+    /** systemd `LoadCredential=` name, read from $CREDENTIALS_DIRECTORY when the variable is unset. */
+    password_credential: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a credential name').nullable().default('mqtt-password'),
     ca: z.string().nullable().default(null),
     cert: z.string().nullable().default(null),
     key: z.string().nullable().default(null),
@@ -121,9 +123,9 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
   const base = dirname(source);
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
   const nullable = (p: string | null): string | null => (p === null ? null : abs(p));
-  const password = (c.mqtt.password_env && env[c.mqtt.password_env]) || null; // empty = unset
-  if (c.mqtt.username && c.mqtt.password_env && password === null) {
-    throw new ConfigError([`mqtt.password_env: environment variable ${c.mqtt.password_env} is not set (mqtt.username is)`]);
+  const password = (c.mqtt.password_env && env[c.mqtt.password_env]) || credential(c.mqtt.password_credential, env); // empty = unset
+  if (c.mqtt.username && (c.mqtt.password_env || c.mqtt.password_credential) && password === null) {
+    throw new ConfigError([`mqtt.password_env: neither environment variable ${c.mqtt.password_env ?? '(none)'} nor credential ${c.mqtt.password_credential ?? '(none)'} in $CREDENTIALS_DIRECTORY is set (mqtt.username is)`]);
   }
   return Object.freeze({
     ...c,
@@ -139,4 +141,15 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
       password,
     },
   });
+}
+
+/** A systemd credential (`LoadCredential=name:…`): the file's text without its final newline, or null. */
+function credential(name: string | null, env: NodeJS.ProcessEnv): string | null {
+  const dir = env.CREDENTIALS_DIRECTORY;
+  if (!name || !dir) return null;
+  try {
+    return readFileSync(resolve(dir, name), 'utf8').replace(/\r?\n$/, '') || null;
+  } catch {
+    return null;
+  }
 }

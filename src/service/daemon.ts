@@ -10,6 +10,7 @@ import { Syncer } from '../sync/syncer.js';
 import { scorerOptions, type Config } from './config.js';
 import { tensorrtEnvironment } from '../infer/providers.js';
 import { ModelSwitch } from './models.js';
+import { permissionFindings } from './permissions.js';
 import { Pipeline } from './pipeline.js';
 import { SystemdNotifier } from './systemd.js';
 
@@ -59,6 +60,10 @@ export class Daemon {
     this.store = store;
     this.started.push({ name: 'database', stop: () => { this.db?.close(); } });
     store.event('start', `xray-qc ${this.version} starting`, { pid: process.pid, config: c.source });
+    for (const finding of permissionFindings(c)) {
+      this.logger.warn(`permissions: ${finding}`);
+      store.event('security', finding);
+    }
     step();
 
     let scorer: Scorer;
