@@ -75,7 +75,7 @@ mqtt:
     writeFileSync(file, 'station_id: s1\ncapture: {dir: ./c}\nmodel: {dir: ./m}\ndatabase: {path: ./a.db}\nmqtt: {url: "mqtt://localhost", username: line}\n');
     const r = cli(['run', '--config', file], { env: { XRAY_QC_MQTT_PASSWORD: '' } });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^mqtt\.password_env: environment variable XRAY_QC_MQTT_PASSWORD is not set/);
+    expect(r.stderr).toMatch(/^mqtt\.password_env: neither environment variable XRAY_QC_MQTT_PASSWORD nor credential mqtt-password in \$CREDENTIALS_DIRECTORY is set/);
     writeFileSync(join(dir, 'y.yaml'), 'station_id: [unclosed\n');
     expect(cli(['run', '--config', join(dir, 'y.yaml')]).stderr).toMatch(/^\(yaml\): /);
     const missing = cli(['run', '--config', join(dir, 'nope.yaml')]);
