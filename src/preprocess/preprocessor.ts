@@ -1,6 +1,7 @@
 import type { Gray16Image } from '../decode/tiff.js';
 import { Converter, type Bounds, type Conversion } from '../convert/conversion.js';
 import { planResize, resizeLutInto, type ResizePlan } from './resize.js';
+import { wasmKernelAvailable, WasmResizer } from './wasm-resize.js';
 
 /** What the model expects of its input: the manifest's `input` and `preprocess` sections. */
 export interface TensorContract {
@@ -26,20 +27,41 @@ export interface Preprocessed {
  * global lookup table, the per-channel normalisation tables) are built once; the resize plan is
  * cached per source size.
  */
+/**
+ * Normalisation of an 8-bit value v for channel c, in float32 as the reference pipeline does it
+ * (NumPy, float32 mean/std): f32(f32(v · scale_c) + shift_c), scale_c = 1 / (255 · std_c),
+ * shift_c = −mean_c / std_c, each rounded to float32. Equal to (v/255 − mean)/std within an ulp.
+ */
+export function normalisation(mean: number, std: number): { scale: number; shift: number } {
+  const f = Math.fround;
+  const s = f(std);
+  return { scale: f(1 / f(255 * s)), shift: f(-f(mean) / s) };
+}
+
+/**
+ * convert → resize → normalise, for one model. Tables that depend only on the model (the
+ * global lookup table, the per-channel normalisation) are built once; the resize plan is cached
+ * per source size. The WebAssembly kernel does the work where it can (`useWasm`), the
+ * JavaScript path otherwise (identity and exact-2× sizes, the 8-bit planes for `--png`).
+ */
 export class Preprocessor {
   readonly contract: TensorContract;
   private readonly converter: Converter;
+  private readonly norm: Array<{ scale: number; shift: number }>;
   private readonly normTables: Float32Array[];
   private plan: ResizePlan | null = null;
+  private wasm: WasmResizer | null;
 
-  constructor(contract: TensorContract) {
+  constructor(contract: TensorContract, useWasm = wasmKernelAvailable()) {
     this.contract = contract;
     this.converter = new Converter(contract.conversion, contract.bounds);
-    this.normTables = [0, 1, 2].map((c) => {
+    this.norm = [0, 1, 2].map((c) => normalisation(contract.mean[c], contract.std[c]));
+    this.normTables = this.norm.map(({ scale, shift }) => {
       const table = new Float32Array(256);
-      for (let v = 0; v < 256; v++) table[v] = (v / 255 - contract.mean[c]) / contract.std[c];
+      for (let v = 0; v < 256; v++) table[v] = Math.fround(Math.fround(v * scale) + shift);
       return table;
     });
+    this.wasm = useWasm ? new WasmResizer() : null;
   }
 
   /**
@@ -54,6 +76,13 @@ export class Preprocessor {
     const { luts, bounds } = this.converter.tables(image);
     const plan = this.planFor(image.width, image.height);
     const planes: Uint8Array[] = [];
+    const wasm = this.wasm && !withPlanes && !plan.area2x && !(plan.srcWidth === W && plan.srcHeight === H) ? this.wasm : null;
+    if (wasm) {
+      const channel = (c: number): { scale: number; shift: number; offset: number } => ({ ...this.norm[c], offset: c * size });
+      if (luts[0] === luts[1] && luts[1] === luts[2]) wasm.run(image.data, luts[0], plan, [0, 1, 2].map(channel), out);
+      else for (let c = 0; c < 3; c++) wasm.run(image.data, luts[c], plan, [channel(c)], out);
+      return { tensor: out, planes: null, localBounds: bounds };
+    }
     if (luts[0] === luts[1] && luts[1] === luts[2]) {
       const plane = withPlanes ? new Uint8Array(size) : undefined;
       resizeLutInto(image.data, luts[0], plan, [0, 1, 2].map((c) => ({ table: this.normTables[c], offset: c * size })), out, plane);

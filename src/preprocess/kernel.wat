@@ -1,0 +1,110 @@
+;; The preprocessing hot path in WebAssembly (SIMD for the vertical pass and normalisation).
+;; Source of src/preprocess/kernel-wasm.ts (scripts/build-wasm.mjs assembles it with wabt; a test
+;; checks the two agree). Same arithmetic as the JavaScript in resize.ts, bit for bit:
+;;   lut:    row8[i] = lut[data[i]]
+;;   hpass:  h[dx] = row8[xofs[dx]]·a0[dx] + row8[xofs[dx]+1]·a1[dx]   (11-bit weights; a1 = 0 at
+;;           the right edge, where the byte after the row is read and multiplied by 0)
+;;   vemit:  v = (((b0·(hA>>4))>>16) + ((b1·(hB>>4))>>16) + 2) >> 2      (OpenCV's rounding)
+;;           out_c = f32(f32(v)·scale_c) + shift_c                          (float32, no FMA)
+(module
+  (memory (export "memory") 1)
+
+  (func (export "lut") (param $data i32) (param $lut i32) (param $dst i32) (param $n i32)
+    (local $i i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (i32.store8
+          (i32.add (local.get $dst) (local.get $i))
+          (i32.load8_u (i32.add (local.get $lut)
+            (i32.load16_u (i32.add (local.get $data) (i32.shl (local.get $i) (i32.const 1)))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next))))
+
+  ;; $xw: per destination column, i32 source offset then i32 a0, i32 a1 (12 bytes)
+  (func (export "hpass") (param $row i32) (param $xw i32) (param $dw i32) (param $out i32)
+    (local $end i32) (local $p i32)
+    (local.set $end (i32.add (local.get $out) (i32.shl (local.get $dw) (i32.const 2))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+        (local.set $p (i32.add (local.get $row) (i32.load (local.get $xw))))
+        (i32.store (local.get $out)
+          (i32.add
+            (i32.mul (i32.load8_u (local.get $p)) (i32.load offset=4 (local.get $xw)))
+            (i32.mul (i32.load8_u offset=1 (local.get $p)) (i32.load offset=8 (local.get $xw)))))
+        (local.set $xw (i32.add (local.get $xw) (i32.const 12)))
+        (local.set $out (i32.add (local.get $out) (i32.const 4)))
+        (br $next))))
+
+  (func $v4 (param $a v128) (param $b v128) (param $b0 v128) (param $b1 v128) (result v128)
+    (i32x4.shr_s
+      (i32x4.add
+        (i32x4.add
+          (i32x4.shr_s (i32x4.mul (local.get $b0) (i32x4.shr_s (local.get $a) (i32.const 4))) (i32.const 16))
+          (i32x4.shr_s (i32x4.mul (local.get $b1) (i32x4.shr_s (local.get $b) (i32.const 4))) (i32.const 16)))
+        (v128.const i32x4 2 2 2 2))
+      (i32.const 2)))
+
+  (func $v1 (param $a i32) (param $b i32) (param $b0 i32) (param $b1 i32) (result f32)
+    (f32.convert_i32_s
+      (i32.shr_s
+        (i32.add
+          (i32.add
+            (i32.shr_s (i32.mul (local.get $b0) (i32.shr_s (local.get $a) (i32.const 4))) (i32.const 16))
+            (i32.shr_s (i32.mul (local.get $b1) (i32.shr_s (local.get $b) (i32.const 4))) (i32.const 16)))
+          (i32.const 2))
+        (i32.const 2))))
+
+  ;; One destination row into up to three channel rows ($channels 1 or 3; $o1/$o2 ignored for 1).
+  (func (export "vemit") (param $ra i32) (param $rb i32) (param $b0 i32) (param $b1 i32) (param $dw i32)
+      (param $channels i32) (param $o0 i32) (param $o1 i32) (param $o2 i32)
+      (param $s0 f32) (param $t0 f32) (param $s1 f32) (param $t1 f32) (param $s2 f32) (param $t2 f32)
+    (local $i i32) (local $end4 i32) (local $end i32) (local $f v128) (local $x f32)
+    (local $vb0 v128) (local $vb1 v128)
+    (local $vs0 v128) (local $vt0 v128) (local $vs1 v128) (local $vt1 v128) (local $vs2 v128) (local $vt2 v128)
+    (local.set $vb0 (i32x4.splat (local.get $b0)))
+    (local.set $vb1 (i32x4.splat (local.get $b1)))
+    (local.set $vs0 (f32x4.splat (local.get $s0)))
+    (local.set $vt0 (f32x4.splat (local.get $t0)))
+    (local.set $vs1 (f32x4.splat (local.get $s1)))
+    (local.set $vt1 (f32x4.splat (local.get $t1)))
+    (local.set $vs2 (f32x4.splat (local.get $s2)))
+    (local.set $vt2 (f32x4.splat (local.get $t2)))
+    (local.set $end (i32.shl (local.get $dw) (i32.const 2)))
+    (local.set $end4 (i32.and (local.get $end) (i32.const -16)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $end4)))
+        (local.set $f (f32x4.convert_i32x4_s (call $v4
+          (v128.load (i32.add (local.get $ra) (local.get $i)))
+          (v128.load (i32.add (local.get $rb) (local.get $i)))
+          (local.get $vb0) (local.get $vb1))))
+        (v128.store (i32.add (local.get $o0) (local.get $i))
+          (f32x4.add (f32x4.mul (local.get $f) (local.get $vs0)) (local.get $vt0)))
+        (if (i32.eq (local.get $channels) (i32.const 3))
+          (then
+            (v128.store (i32.add (local.get $o1) (local.get $i))
+              (f32x4.add (f32x4.mul (local.get $f) (local.get $vs1)) (local.get $vt1)))
+            (v128.store (i32.add (local.get $o2) (local.get $i))
+              (f32x4.add (f32x4.mul (local.get $f) (local.get $vs2)) (local.get $vt2)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $next)))
+    (block $tail_done
+      (loop $tail
+        (br_if $tail_done (i32.ge_u (local.get $i) (local.get $end)))
+        (local.set $x (call $v1
+          (i32.load (i32.add (local.get $ra) (local.get $i)))
+          (i32.load (i32.add (local.get $rb) (local.get $i)))
+          (local.get $b0) (local.get $b1)))
+        (f32.store (i32.add (local.get $o0) (local.get $i))
+          (f32.add (f32.mul (local.get $x) (local.get $s0)) (local.get $t0)))
+        (if (i32.eq (local.get $channels) (i32.const 3))
+          (then
+            (f32.store (i32.add (local.get $o1) (local.get $i))
+              (f32.add (f32.mul (local.get $x) (local.get $s1)) (local.get $t1)))
+            (f32.store (i32.add (local.get $o2) (local.get $i))
+              (f32.add (f32.mul (local.get $x) (local.get $s2)) (local.get $t2)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $tail))))
+)

@@ -1,0 +1,125 @@
+import { KERNEL_WASM_BASE64 } from './kernel-wasm.js';
+import type { ResizePlan } from './resize.js';
+
+/**
+ * The fused lookup table → INTER_LINEAR resize → normalisation of `resizeLutInto`, run by the
+ * WebAssembly kernel (kernel.wat: scalar table and horizontal pass, SIMD vertical pass and
+ * normalisation). Bit-identical to the JavaScript path (test/resize.test.ts) and ~3× faster
+ * (docs/performance.md). One instance per thread; its memory holds the table, the capture, the
+ * 8-bit plane, two horizontal rows and the output planes, grown as needed and reused.
+ */
+
+interface Exports {
+  memory: WebAssembly.Memory;
+  lut(data: number, lut: number, dst: number, n: number): void;
+  hpass(row: number, xw: number, dw: number, out: number): void;
+  vemit(ra: number, rb: number, b0: number, b1: number, dw: number, channels: number, o0: number, o1: number, o2: number,
+    s0: number, t0: number, s1: number, t1: number, s2: number, t2: number): void;
+}
+
+let compiled: WebAssembly.Module | null = null;
+
+function kernelModule(): WebAssembly.Module {
+  compiled ??= new WebAssembly.Module(Buffer.from(KERNEL_WASM_BASE64, 'base64'));
+  return compiled;
+}
+
+/** True where the runtime has WebAssembly SIMD (Node ≥ 16.4); else the JavaScript path is used. */
+export function wasmKernelAvailable(): boolean {
+  try {
+    kernelModule();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface Channel {
+  scale: number;
+  shift: number;
+  /** Element offset of this channel's plane in the output tensor. */
+  offset: number;
+}
+
+const align = (n: number): number => (n + 15) & ~15;
+
+export class WasmResizer {
+  private readonly k: Exports;
+  private lastLut: Uint8Array | null = null;
+  private lastPlan: ResizePlan | null = null;
+
+  constructor() {
+    this.k = new WebAssembly.Instance(kernelModule(), {}).exports as unknown as Exports;
+  }
+
+  /** Writes 1 or 3 channels (sharing one table) of `plan.dstWidth × plan.dstHeight` into `out`. */
+  run(data: Uint16Array, lut: Uint8Array, plan: ResizePlan, channels: Channel[], out: Float32Array): void {
+    const { srcWidth: sw, srcHeight: sh, dstWidth: dw, dstHeight: dh } = plan;
+    const n = channels.length;
+    if (n !== 1 && n !== 3) throw new RangeError('1 or 3 channels');
+    const plane = dw * dh;
+    // layout: table | per-column offsets+weights | rows A, B | 8-bit source plane | capture | output
+    const LUT = 0;
+    const XW = LUT + 65536;
+    const ROW_A = align(XW + dw * 12);
+    const ROW_B = align(ROW_A + dw * 4 + 16);
+    const ROW8 = align(ROW_B + dw * 4 + 16);
+    const DATA = align(ROW8 + sw * sh + 16);
+    const OUT = align(DATA + sw * sh * 2);
+    const end = OUT + n * plane * 4 + 16;
+    const mem = this.k.memory;
+    if (end > mem.buffer.byteLength) {
+      mem.grow(Math.ceil((end - mem.buffer.byteLength) / 65536));
+      this.lastLut = null;
+      this.lastPlan = null;
+    }
+    const bytes = new Uint8Array(mem.buffer);
+    if (lut !== this.lastLut) {
+      bytes.set(lut, LUT);
+      this.lastLut = lut;
+    }
+    if (plan !== this.lastPlan) {
+      const xw = new Int32Array(mem.buffer, XW, dw * 3);
+      for (let dx = 0; dx < dw; dx++) {
+        xw[3 * dx] = plan.xofs[dx];
+        xw[3 * dx + 1] = plan.alpha[2 * dx];
+        xw[3 * dx + 2] = plan.alpha[2 * dx + 1];
+      }
+      this.lastPlan = plan;
+    }
+    new Uint16Array(mem.buffer, DATA, sw * sh).set(data);
+    this.k.lut(DATA, LUT, ROW8, sw * sh);
+
+    let rowA = ROW_A;
+    let rowB = ROW_B;
+    let rowAIndex = -1;
+    let rowBIndex = -1;
+    const hres = (sy: number, into: number): void => this.k.hpass(ROW8 + sy * sw, XW, dw, into);
+    const [c0, c1, c2] = [channels[0], channels[n === 3 ? 1 : 0], channels[n === 3 ? 2 : 0]];
+    for (let dy = 0; dy < dh; dy++) {
+      const sy0 = Math.min(Math.max(plan.yofs[dy], 0), sh - 1);
+      const sy1 = Math.min(Math.max(plan.yofs[dy] + 1, 0), sh - 1);
+      if (rowAIndex !== sy0) {
+        if (rowBIndex === sy0) {
+          [rowA, rowB] = [rowB, rowA];
+          rowAIndex = sy0;
+          rowBIndex = -1;
+        } else {
+          hres(sy0, rowA);
+          rowAIndex = sy0;
+        }
+      }
+      if (rowBIndex !== sy1) {
+        if (sy1 === sy0) bytes.copyWithin(rowB, rowA, rowA + dw * 4);
+        else hres(sy1, rowB);
+        rowBIndex = sy1;
+      }
+      const o = OUT + dy * dw * 4;
+      this.k.vemit(rowA, rowB, plan.beta[2 * dy], plan.beta[2 * dy + 1], dw, n,
+        o, o + plane * 4, o + 2 * plane * 4, c0.scale, c0.shift, c1.scale, c1.shift, c2.scale, c2.shift);
+    }
+    const result = new Float32Array(mem.buffer, OUT, n * plane);
+    if (n === 3 && c1.offset === c0.offset + plane && c2.offset === c1.offset + plane) out.set(result, c0.offset);
+    else for (let c = 0; c < n; c++) out.set(result.subarray(c * plane, (c + 1) * plane), channels[c].offset);
+  }
+}
