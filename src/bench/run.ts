@@ -5,10 +5,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { decodeTiffFile } from '../decode/tiff.js';
+import { decodeTiff, readCaptureFile } from '../decode/tiff.js';
 import { InferenceEngine } from '../infer/engine.js';
 import { loadBundle } from '../model/bundle.js';
 import { defaultDemoDir, ensureDemoModel } from '../model/demo/demo-model.js';
+import { ScratchBuffers } from '../score/prepare.js';
 import { preprocessorFor } from '../score/scorer.js';
 import { synthElectrode } from '../tools/synth.js';
 import { encodeTiff16, type WriteOptions } from '../tools/tiff-writer.js';
@@ -58,9 +59,12 @@ async function main(): Promise<void> {
     await writeFile(file, bytes);
     const decode: number[] = [];
     const prep: number[] = [];
+    const scratch = new ScratchBuffers(); // as in the preparation worker: buffers reused capture after capture
     for (let i = 0; i < runs + 1; i++) {
       const t0 = performance.now();
-      const image = await decodeTiffFile(file);
+      const reuse = scratch.acquire();
+      const image = await decodeTiff((await readCaptureFile(file, {}, reuse)).bytes, {}, reuse);
+      scratch.release();
       const t1 = performance.now();
       tensor = pre.run(image, tensor).tensor;
       const t2 = performance.now();

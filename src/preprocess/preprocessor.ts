@@ -52,7 +52,8 @@ export class Preprocessor {
   private plan: ResizePlan | null = null;
   private wasm: WasmResizer | null;
 
-  constructor(contract: TensorContract, useWasm = wasmKernelAvailable()) {
+  /** `kernel`: a WebAssembly kernel to share (one per thread), null for the JavaScript path. */
+  constructor(contract: TensorContract, kernel?: WasmResizer | null) {
     this.contract = contract;
     this.converter = new Converter(contract.conversion, contract.bounds);
     this.norm = [0, 1, 2].map((c) => normalisation(contract.mean[c], contract.std[c]));
@@ -61,7 +62,7 @@ export class Preprocessor {
       for (let v = 0; v < 256; v++) table[v] = Math.fround(Math.fround(v * scale) + shift);
       return table;
     });
-    this.wasm = useWasm ? new WasmResizer() : null;
+    this.wasm = kernel === undefined ? (wasmKernelAvailable() ? new WasmResizer() : null) : kernel;
   }
 
   /**

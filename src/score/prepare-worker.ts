@@ -1,7 +1,8 @@
 import { parentPort } from 'node:worker_threads';
 import type { DecodeOptions } from '../decode/tiff.js';
 import { Preprocessor, type TensorContract } from '../preprocess/preprocessor.js';
-import { prepareCapture, type PreparedData } from './prepare.js';
+import { wasmKernelAvailable, WasmResizer } from '../preprocess/wasm-resize.js';
+import { prepareCapture, ScratchBuffers, type PreparedData } from './prepare.js';
 
 /**
  * The preparation worker: reading, hashing, decoding and preprocessing run here, so the daemon's
@@ -14,6 +15,9 @@ export interface PrepareResponse { id: number; result: PreparedData }
 if (!parentPort) throw new Error('prepare-worker.ts must run as a worker thread');
 const port = parentPort;
 const preprocessors = new Map<string, Preprocessor>();
+// One kernel and one pair of scratch buffers for this thread, shared by every model's preprocessor.
+const kernel = wasmKernelAvailable() ? new WasmResizer() : null;
+const scratch = new ScratchBuffers();
 
 port.on('message', (req: PrepareRequest) => {
   void (async () => {
@@ -21,10 +25,10 @@ port.on('message', (req: PrepareRequest) => {
     let pre = preprocessors.get(key);
     if (!pre) {
       if (preprocessors.size > 4) preprocessors.clear(); // a few models at most (switches)
-      pre = new Preprocessor(req.contract);
+      pre = new Preprocessor(req.contract, kernel);
       preprocessors.set(key, pre);
     }
-    const result = await prepareCapture(req.file, pre, req.decode, req.tensor);
+    const result = await prepareCapture(req.file, pre, req.decode, req.tensor, scratch);
     const response: PrepareResponse = { id: req.id, result };
     port.postMessage(response, result.ok ? [result.tensor.buffer as ArrayBuffer] : []);
   })();

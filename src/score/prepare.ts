@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { decodeTiff, readCaptureFile, type CaptureBytes, type DecodeOptions } from '../decode/tiff.js';
+import { decodeTiff, readCaptureFile, type CaptureBytes, type DecodeOptions, type Scratch } from '../decode/tiff.js';
 import { toXrayError, type ErrorCode } from '../errors.js';
 import type { Preprocessor } from '../preprocess/preprocessor.js';
 
@@ -12,14 +12,15 @@ export type PreparedData =
   | { ok: false; file: string; capture: { size: number; mtimeMs: number } | null; sha256: string | null; code: ErrorCode; message: string };
 
 /** Read, hash, decode, convert, resize, normalise: everything before inference. */
-export async function prepareCapture(file: string, preprocessor: Preprocessor, decode: DecodeOptions, tensor?: Float32Array): Promise<PreparedData> {
+export async function prepareCapture(file: string, preprocessor: Preprocessor, decode: DecodeOptions, tensor?: Float32Array, scratch?: ScratchBuffers): Promise<PreparedData> {
   const t0 = performance.now();
   let capture: CaptureBytes | null = null;
   let sha256: string | null = null;
+  const reuse = scratch?.acquire();
   try {
-    capture = await readCaptureFile(file, decode);
+    capture = await readCaptureFile(file, decode, reuse);
     sha256 = createHash('sha256').update(capture.bytes).digest('hex');
-    const image = await decodeTiff(capture.bytes, decode);
+    const image = await decodeTiff(capture.bytes, decode, reuse);
     const t1 = performance.now();
     const pre = preprocessor.run(image, tensor);
     const t2 = performance.now();
@@ -28,6 +29,37 @@ export async function prepareCapture(file: string, preprocessor: Preprocessor, d
   } catch (err) {
     const e = toXrayError(err, 'TIFF_CORRUPT_DATA');
     return { ok: false, file, capture: capture ? stat(capture) : null, sha256, code: e.code, message: e.message };
+  } finally {
+    if (reuse) scratch!.release();
+  }
+}
+
+/**
+ * The file and pixel buffers of one preparation thread, reused capture after capture (see
+ * `Scratch`). Only one preparation at a time uses them; a second one meanwhile allocates.
+ */
+export class ScratchBuffers {
+  private file = Buffer.allocUnsafeSlow(0);
+  private data = new Uint16Array(0);
+  private busy = false;
+
+  acquire(): Scratch | undefined {
+    if (this.busy) return undefined;
+    this.busy = true;
+    return {
+      bytes: (size) => {
+        if (this.file.length < size) this.file = Buffer.allocUnsafeSlow(size);
+        return this.file.subarray(0, size);
+      },
+      pixels: (count) => {
+        if (this.data.length < count) this.data = new Uint16Array(count);
+        return this.data.subarray(0, count);
+      },
+    };
+  }
+
+  release(): void {
+    this.busy = false;
   }
 }
 
