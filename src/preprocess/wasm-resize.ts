@@ -42,6 +42,8 @@ export interface Channel {
 }
 
 const align = (n: number): number => (n + 15) & ~15;
+/** Output rows per copy out of the kernel's memory. */
+const CHUNK = 16;
 
 export class WasmResizer {
   private readonly k: Exports;
@@ -65,8 +67,11 @@ export class WasmResizer {
     const ROW_B = align(ROW_A + dw * 4 + 16);
     const ROW8 = align(ROW_B + dw * 4 + 16);
     const DATA = align(ROW8 + sw * sh + 16);
+    // Output rows go through a small buffer, copied out every CHUNK rows while still in cache
+    // (one 24 MB copy at the end cost ~2.8 ms and 24 MB of memory).
     const OUT = align(DATA + sw * sh * 2);
-    const end = OUT + n * plane * 4 + 16;
+    const chunkPlane = CHUNK * dw * 4;
+    const end = OUT + n * chunkPlane + 16;
     const mem = this.k.memory;
     if (end > mem.buffer.byteLength) {
       mem.grow(Math.ceil((end - mem.buffer.byteLength) / 65536));
@@ -114,12 +119,14 @@ export class WasmResizer {
         else hres(sy1, rowB);
         rowBIndex = sy1;
       }
-      const o = OUT + dy * dw * 4;
+      const o = OUT + (dy % CHUNK) * dw * 4;
       this.k.vemit(rowA, rowB, plan.beta[2 * dy], plan.beta[2 * dy + 1], dw, n,
-        o, o + plane * 4, o + 2 * plane * 4, c0.scale, c0.shift, c1.scale, c1.shift, c2.scale, c2.shift);
+        o, o + chunkPlane, o + 2 * chunkPlane, c0.scale, c0.shift, c1.scale, c1.shift, c2.scale, c2.shift);
+      if (dy % CHUNK === CHUNK - 1 || dy === dh - 1) {
+        const first = dy - (dy % CHUNK);
+        const count = (dy - first + 1) * dw;
+        for (let c = 0; c < n; c++) out.set(new Float32Array(mem.buffer, OUT + c * chunkPlane, count), channels[c].offset + first * dw);
+      }
     }
-    const result = new Float32Array(mem.buffer, OUT, n * plane);
-    if (n === 3 && c1.offset === c0.offset + plane && c2.offset === c1.offset + plane) out.set(result, c0.offset);
-    else for (let c = 0; c < n; c++) out.set(result.subarray(c * plane, (c + 1) * plane), channels[c].offset);
   }
 }
