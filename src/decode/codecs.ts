@@ -1,6 +1,8 @@
 import { inflateSync } from 'node:zlib';
 import { BaseDecoder, addDecoder } from 'geotiff';
 import { XrayError, oneLine } from '../errors.js';
+import { wasmKernelAvailable } from '../preprocess/wasm-resize.js';
+import { WasmLzw } from './lzw-wasm.js';
 
 /**
  * Block decoders registered in geotiff's decoder registry (`addDecoder`), replacing its own for the
@@ -71,10 +73,16 @@ export class PackBitsBlockDecoder extends BaseDecoder {
 const LZW_CLEAR = 256;
 const LZW_EOI = 257;
 
+/** The WebAssembly LZW decoder of this thread (created on first use), or null without WebAssembly. */
+let wasmLzw: WasmLzw | null | undefined;
+
 /** TIFF LZW (MSB-first codes, 9–12 bits, "early change"), decoding into a capped buffer. */
 export class LzwBlockDecoder extends BaseDecoder {
   override decodeBlock(buffer: ArrayBufferLike): ArrayBufferLike {
-    const out = new Uint8Array(blockBytes(this.parameters));
+    const capacity = blockBytes(this.parameters);
+    if (wasmLzw === undefined) wasmLzw = wasmKernelAvailable() ? new WasmLzw() : null;
+    if (wasmLzw) return wasmLzw.decode(view(buffer), capacity).buffer;
+    const out = new Uint8Array(capacity);
     const written = lzwDecode(view(buffer), out);
     return written === out.length ? out.buffer : out.buffer.slice(0, written);
   }

@@ -1,5 +1,5 @@
 ;; The preprocessing hot path in WebAssembly (SIMD for the vertical pass and normalisation).
-;; Source of src/preprocess/kernel-wasm.ts (scripts/build-wasm.mjs assembles it with wabt; a test
+;; Also the TIFF LZW block decoder (`lzw`). Source of src/preprocess/kernel-wasm.ts (scripts/build-wasm.mjs assembles it with wabt; a test
 ;; checks the two agree). Same arithmetic as the JavaScript in resize.ts, bit for bit:
 ;;   lut:    row8[i] = lut[data[i]]
 ;;   hpass:  h[dx] = row8[xofs[dx]]·a0[dx] + row8[xofs[dx]+1]·a1[dx]   (11-bit weights; a1 = 0 at
@@ -107,4 +107,84 @@
               (f32.add (f32.mul (local.get $x) (local.get $s2)) (local.get $t2)))))
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $tail))))
+
+  ;; TIFF LZW (MSB-first 9–12-bit codes, early change), as lzwDecode in src/decode/codecs.ts:
+  ;; every table entry is a string already in the output (position + length), so emitting a code
+  ;; is a short forward copy. $pos and $len: 4096 i32 each. Returns the bytes written, or −1 (a
+  ;; code before any string was defined) or −2 (a code beyond the table).
+  (func (export "lzw") (param $src i32) (param $n i32) (param $out i32) (param $cap i32) (param $pos i32) (param $len i32) (result i32)
+    (local $next i32) (local $width i32) (local $old i32) (local $op i32) (local $buf i32) (local $bits i32)
+    (local $ip i32) (local $code i32) (local $from i32) (local $cnt i32) (local $i i32)
+    (local.set $next (i32.const 258))
+    (local.set $width (i32.const 9))
+    (local.set $old (i32.const -1))
+    (block $exit
+      (loop $main
+        (br_if $exit (i32.ge_u (local.get $op) (local.get $cap)))
+        (block $filled
+          (loop $refill
+            (br_if $filled (i32.ge_u (local.get $bits) (local.get $width)))
+            (if (i32.ge_u (local.get $ip) (local.get $n)) (then (return (local.get $op))))
+            (local.set $buf (i32.or (i32.shl (local.get $buf) (i32.const 8))
+              (i32.load8_u (i32.add (local.get $src) (local.get $ip)))))
+            (local.set $ip (i32.add (local.get $ip) (i32.const 1)))
+            (local.set $bits (i32.add (local.get $bits) (i32.const 8)))
+            (br $refill)))
+        (local.set $bits (i32.sub (local.get $bits) (local.get $width)))
+        (local.set $code (i32.and (i32.shr_u (local.get $buf) (local.get $bits))
+          (i32.sub (i32.shl (i32.const 1) (local.get $width)) (i32.const 1))))
+        (local.set $buf (i32.and (local.get $buf) (i32.sub (i32.shl (i32.const 1) (local.get $bits)) (i32.const 1))))
+        (if (i32.eq (local.get $code) (i32.const 256))
+          (then
+            (local.set $next (i32.const 258))
+            (local.set $width (i32.const 9))
+            (local.set $old (i32.const -1))
+            (br $main)))
+        (br_if $exit (i32.eq (local.get $code) (i32.const 257)))
+        (if (i32.lt_u (local.get $code) (i32.const 256))
+          (then
+            (if (i32.and (i32.ne (local.get $old) (i32.const -1)) (i32.lt_u (local.get $next) (i32.const 4096)))
+              (then
+                (i32.store (i32.add (local.get $pos) (i32.shl (local.get $next) (i32.const 2)))
+                  (i32.load (i32.add (local.get $pos) (i32.shl (local.get $old) (i32.const 2)))))
+                (i32.store (i32.add (local.get $len) (i32.shl (local.get $next) (i32.const 2)))
+                  (i32.add (i32.load (i32.add (local.get $len) (i32.shl (local.get $old) (i32.const 2)))) (i32.const 1)))
+                (local.set $next (i32.add (local.get $next) (i32.const 1)))))
+            (i32.store (i32.add (local.get $pos) (i32.shl (local.get $code) (i32.const 2))) (local.get $op))
+            (i32.store (i32.add (local.get $len) (i32.shl (local.get $code) (i32.const 2))) (i32.const 1))
+            (i32.store8 (i32.add (local.get $out) (local.get $op)) (local.get $code))
+            (local.set $op (i32.add (local.get $op) (i32.const 1))))
+          (else
+            (if (i32.eq (local.get $old) (i32.const -1)) (then (return (i32.const -1))))
+            (if (i32.or (i32.gt_u (local.get $code) (local.get $next))
+                        (i32.and (i32.eq (local.get $code) (local.get $next)) (i32.ge_u (local.get $next) (i32.const 4096))))
+              (then (return (i32.const -2))))
+            (if (i32.lt_u (local.get $next) (i32.const 4096))
+              (then
+                (i32.store (i32.add (local.get $pos) (i32.shl (local.get $next) (i32.const 2)))
+                  (i32.load (i32.add (local.get $pos) (i32.shl (local.get $old) (i32.const 2)))))
+                (i32.store (i32.add (local.get $len) (i32.shl (local.get $next) (i32.const 2)))
+                  (i32.add (i32.load (i32.add (local.get $len) (i32.shl (local.get $old) (i32.const 2)))) (i32.const 1)))
+                (local.set $next (i32.add (local.get $next) (i32.const 1)))))
+            (local.set $from (i32.add (local.get $out) (i32.load (i32.add (local.get $pos) (i32.shl (local.get $code) (i32.const 2))))))
+            (local.set $cnt (i32.load (i32.add (local.get $len) (i32.shl (local.get $code) (i32.const 2)))))
+            (if (i32.gt_u (local.get $cnt) (i32.sub (local.get $cap) (local.get $op)))
+              (then (local.set $cnt (i32.sub (local.get $cap) (local.get $op)))))
+            (i32.store (i32.add (local.get $pos) (i32.shl (local.get $code) (i32.const 2))) (local.get $op))
+            ;; forward byte copy: for the code just added (KwKwK) source and target overlap by one byte
+            (local.set $i (i32.const 0))
+            (block $copied
+              (loop $copy
+                (br_if $copied (i32.ge_u (local.get $i) (local.get $cnt)))
+                (i32.store8 (i32.add (i32.add (local.get $out) (local.get $op)) (local.get $i))
+                  (i32.load8_u (i32.add (local.get $from) (local.get $i))))
+                (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                (br $copy)))
+            (local.set $op (i32.add (local.get $op) (local.get $cnt)))))
+        (if (i32.and (i32.eq (local.get $next) (i32.sub (i32.shl (i32.const 1) (local.get $width)) (i32.const 1)))
+                     (i32.lt_u (local.get $width) (i32.const 12)))
+          (then (local.set $width (i32.add (local.get $width) (i32.const 1)))))
+        (local.set $old (local.get $code))
+        (br $main)))
+    (local.get $op))
 )

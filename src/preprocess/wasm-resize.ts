@@ -19,7 +19,7 @@ interface Exports {
 
 let compiled: WebAssembly.Module | null = null;
 
-function kernelModule(): WebAssembly.Module {
+export function kernelModule(): WebAssembly.Module {
   compiled ??= new WebAssembly.Module(Buffer.from(KERNEL_WASM_BASE64, 'base64'));
   return compiled;
 }
