@@ -48,12 +48,12 @@ export class InferenceEngine {
     if (worker) await worker.terminate();
   }
 
-  load(modelPath: string, providers: Provider[], graph: GraphContract, intraOpThreads?: number, deviceId?: number): Promise<LoadResult> {
+  load(modelPath: string, providers: Provider[], graph: GraphContract, intraOpThreads?: number, deviceId?: number, spinning?: boolean): Promise<LoadResult> {
     const worker = this.requireWorker();
     if (this.loadWaiter) return Promise.reject(new Error('a model load is already in progress'));
     return new Promise((resolve, reject) => {
       this.loadWaiter = { resolve, reject };
-      this.post(worker, { type: 'load', modelPath, providers, graph, intraOpThreads, deviceId });
+      this.post(worker, { type: 'load', modelPath, providers, graph, intraOpThreads, deviceId, spinning });
     });
   }
 

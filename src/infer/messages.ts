@@ -13,7 +13,7 @@ export interface GraphContract {
 }
 
 export type ToWorker =
-  | { type: 'load'; modelPath: string; providers: Provider[]; graph: GraphContract; intraOpThreads?: number; deviceId?: number }
+  | { type: 'load'; modelPath: string; providers: Provider[]; graph: GraphContract; intraOpThreads?: number; deviceId?: number; spinning?: boolean }
   | { type: 'run'; id: number; input: Float32Array }
   | { type: 'ping'; id: number };
 

@@ -51,6 +51,9 @@ async function load(message: Extract<ToWorker, { type: 'load' }>): Promise<void>
         executionProviders: [providerOption(provider, message.deviceId ?? 0)] as never,
         graphOptimizationLevel: 'all',
         ...(message.intraOpThreads ? { intraOpNumThreads: message.intraOpThreads } : {}),
+        // ONNX Runtime's threads spin between parallel sections by default; beside our preparation
+        // thread on few cores that steals from both (docs/performance.md): off unless asked for.
+        ...(message.spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }),
       });
     } catch (err) {
       warnings.push(`provider ${provider} could not load the model: ${(err as Error).message.split('\n')[0]}`);

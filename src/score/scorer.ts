@@ -59,6 +59,8 @@ export interface ScorerOptions {
   providers?: Provider[];
   decode?: DecodeOptions;
   intraOpThreads?: number;
+  /** Let ONNX Runtime's threads spin-wait (default false). */
+  intraOpSpinning?: boolean;
   /** GPU for the cuda / tensorrt providers. */
   deviceId?: number;
 }
@@ -118,7 +120,7 @@ export class Scorer {
       const load = await engine.load(bundle.modelPath, options.providers ?? ['cpu'], {
         inputName: m.input.name, outputName: m.output.name, height: m.input.height, width: m.input.width,
         abnormalIndex: m.output.abnormal_index,
-      }, options.intraOpThreads, options.deviceId);
+      }, options.intraOpThreads, options.deviceId, options.intraOpSpinning);
       return new Scorer(bundle, engine, preparer, load, options);
     } catch (err) {
       await engine.stop();

@@ -31,6 +31,7 @@ export const ConfigSchema = z.strictObject({
     dir: z.string().min(1),
     providers: z.array(z.enum(PROVIDERS)).min(1).default(['cpu']),
     intra_op_threads: z.number().int().positive().optional(),
+    intra_op_spinning: z.boolean().default(false),
     device_id: z.number().int().nonnegative().default(0),
     tensorrt: z.strictObject({
       fp16: z.boolean().default(true),
@@ -88,8 +89,8 @@ export interface Config extends RawConfig {
 }
 
 /** How every model of this station is opened (daemon start, sync, operator switches). */
-export function scorerOptions(c: Config): { providers: RawConfig['model']['providers']; decode: { maxPixels: number }; intraOpThreads?: number; deviceId: number } {
-  return { providers: c.model.providers, decode: { maxPixels: c.capture.max_pixels }, intraOpThreads: c.model.intra_op_threads, deviceId: c.model.device_id };
+export function scorerOptions(c: Config): { providers: RawConfig['model']['providers']; decode: { maxPixels: number }; intraOpThreads?: number; intraOpSpinning: boolean; deviceId: number } {
+  return { providers: c.model.providers, decode: { maxPixels: c.capture.max_pixels }, intraOpThreads: c.model.intra_op_threads, intraOpSpinning: c.model.intra_op_spinning, deviceId: c.model.device_id };
 }
 
 export class ConfigError extends Error {
