@@ -77,7 +77,7 @@ export function resizeLinear(src: Uint8Array, plan: ResizePlan, out: Uint8Array 
     return out;
   }
   if (plan.area2x) return area2x(src, plan, out);
-  verticalPass(plan, (sy, into) => horizontalPass(src, sy * sw, plan, into), (dy, rowA, rowB, b0, b1) => {
+  verticalPass(plan, int32Rows(dw), copyRow, (sy, into) => horizontalPass(src, sy * sw, plan, into), (dy, rowA, rowB, b0, b1) => {
     const o = dy * dw;
     for (let dx = 0; dx < dw; dx++) out[o + dx] = (((b0 * (rowA[dx] >> 4)) >> 16) + ((b1 * (rowB[dx] >> 4)) >> 16) + 2) >> 2;
   });
@@ -97,16 +97,18 @@ function horizontalPass(src: Uint8Array, base: number, plan: ResizePlan, into: I
 /**
  * Walks the destination rows, keeping the horizontal results of the two source rows each needs
  * (every source row is resized horizontally once), and hands them to `emitRow` with the row's
- * vertical weights.
+ * vertical weights. The two row buffers are `rows` (typed arrays here, addresses in the
+ * WebAssembly kernel's memory in wasm-resize.ts); `copy` duplicates one into the other.
  */
-function verticalPass(
+export function verticalPass<R>(
   plan: ResizePlan,
-  hresize: (sy: number, into: Int32Array) => void,
-  emitRow: (dy: number, rowA: Int32Array, rowB: Int32Array, b0: number, b1: number) => void,
+  rows: [R, R],
+  copy: (from: R, to: R) => void,
+  hresize: (sy: number, into: R) => void,
+  emitRow: (dy: number, rowA: R, rowB: R, b0: number, b1: number) => void,
 ): void {
-  const { srcHeight: sh, dstWidth: dw, dstHeight: dh, yofs, beta } = plan;
-  let rowA = new Int32Array(dw);
-  let rowB = new Int32Array(dw);
+  const { srcHeight: sh, dstHeight: dh, yofs, beta } = plan;
+  let [rowA, rowB] = rows;
   let rowAIndex = -1;
   let rowBIndex = -1;
   for (let dy = 0; dy < dh; dy++) {
@@ -123,13 +125,20 @@ function verticalPass(
       }
     }
     if (rowBIndex !== sy1) {
-      if (sy1 === sy0) rowB.set(rowA);
+      if (sy1 === sy0) copy(rowA, rowB);
       else hresize(sy1, rowB);
       rowBIndex = sy1;
     }
     emitRow(dy, rowA, rowB, beta[2 * dy], beta[2 * dy + 1]);
   }
 }
+
+/** Two horizontal-result rows for `verticalPass` on typed arrays. */
+function int32Rows(dw: number): [Int32Array, Int32Array] {
+  return [new Int32Array(dw), new Int32Array(dw)];
+}
+
+const copyRow = (from: Int32Array, to: Int32Array): void => to.set(from);
 
 function area2x(src: Uint8Array, plan: ResizePlan, out: Uint8Array): Uint8Array {
   const { srcWidth: sw, dstWidth: dw, dstHeight: dh } = plan;
@@ -173,7 +182,7 @@ export function resizeLutInto(
   const [t0, t1, t2] = [targets[0], targets[n > 1 ? 1 : 0], targets[n > 2 ? 2 : 0]];
   // The per-pixel loops live in plain functions taking everything as arguments: V8 keeps their
   // locals in registers (the same loops reading closure variables ran ~5× slower, measured).
-  verticalPass(plan, (sy, into) => {
+  verticalPass(plan, int32Rows(dw), copyRow, (sy, into) => {
     lutRow(data, sy * sw, lut, row8, sw);
     horizontalPass(row8, 0, plan, into);
   }, (dy, rowA, rowB, b0, b1) => {

@@ -1,5 +1,5 @@
 import { KERNEL_WASM_BASE64 } from './kernel-wasm.js';
-import type { ResizePlan } from './resize.js';
+import { verticalPass, type ResizePlan } from './resize.js';
 
 /**
  * The fused lookup table → INTER_LINEAR resize → normalisation of `resizeLutInto`, run by the
@@ -95,38 +95,17 @@ export class WasmResizer {
     new Uint16Array(mem.buffer, DATA, sw * sh).set(data);
     this.k.lut(DATA, LUT, ROW8, sw * sh);
 
-    let rowA = ROW_A;
-    let rowB = ROW_B;
-    let rowAIndex = -1;
-    let rowBIndex = -1;
-    const hres = (sy: number, into: number): void => this.k.hpass(ROW8 + sy * sw, XW, dw, into);
     const [c0, c1, c2] = [channels[0], channels[n === 3 ? 1 : 0], channels[n === 3 ? 2 : 0]];
-    for (let dy = 0; dy < dh; dy++) {
-      const sy0 = Math.min(Math.max(plan.yofs[dy], 0), sh - 1);
-      const sy1 = Math.min(Math.max(plan.yofs[dy] + 1, 0), sh - 1);
-      if (rowAIndex !== sy0) {
-        if (rowBIndex === sy0) {
-          [rowA, rowB] = [rowB, rowA];
-          rowAIndex = sy0;
-          rowBIndex = -1;
-        } else {
-          hres(sy0, rowA);
-          rowAIndex = sy0;
+    verticalPass(plan, [ROW_A, ROW_B], (from, to) => bytes.copyWithin(to, from, from + dw * 4),
+      (sy, into) => this.k.hpass(ROW8 + sy * sw, XW, dw, into),
+      (dy, rowA, rowB, b0, b1) => {
+        const o = OUT + (dy % CHUNK) * dw * 4;
+        this.k.vemit(rowA, rowB, b0, b1, dw, n, o, o + chunkPlane, o + 2 * chunkPlane, c0.scale, c0.shift, c1.scale, c1.shift, c2.scale, c2.shift);
+        if (dy % CHUNK === CHUNK - 1 || dy === dh - 1) {
+          const first = dy - (dy % CHUNK);
+          const count = (dy - first + 1) * dw;
+          for (let c = 0; c < n; c++) out.set(new Float32Array(mem.buffer, OUT + c * chunkPlane, count), channels[c].offset + first * dw);
         }
-      }
-      if (rowBIndex !== sy1) {
-        if (sy1 === sy0) bytes.copyWithin(rowB, rowA, rowA + dw * 4);
-        else hres(sy1, rowB);
-        rowBIndex = sy1;
-      }
-      const o = OUT + (dy % CHUNK) * dw * 4;
-      this.k.vemit(rowA, rowB, plan.beta[2 * dy], plan.beta[2 * dy + 1], dw, n,
-        o, o + chunkPlane, o + 2 * chunkPlane, c0.scale, c0.shift, c1.scale, c1.shift, c2.scale, c2.shift);
-      if (dy % CHUNK === CHUNK - 1 || dy === dh - 1) {
-        const first = dy - (dy % CHUNK);
-        const count = (dy - first + 1) * dw;
-        for (let c = 0; c < n; c++) out.set(new Float32Array(mem.buffer, OUT + c * chunkPlane, count), channels[c].offset + first * dw);
-      }
-    }
+      });
   }
 }
