@@ -1,9 +1,9 @@
 import { rename, rm, mkdir, writeFile } from 'node:fs/promises';
 import { readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
-import { DaemonProcess, freePort, Mosquitto, Subscriber, until } from '../station.js';
-import { auditRows, capture, countLoss, makeStation, report, rssMiB, sleep, SOAK, WitnessSub } from './rig.js';
+import { expect, it } from 'vitest';
+import { DaemonProcess, Subscriber, until } from '../station.js';
+import { auditRows, capture, countLoss, makeStation, report, rssMiB, sleep, SOAK, WitnessSub, brokerAndWitness, cleanupsAfterEach, delivered, inversions } from './rig.js';
 
 /**
  * Fault 5: a backlog waiting at start plus a sustained burst faster than the station scores —
@@ -15,19 +15,10 @@ import { auditRows, capture, countLoss, makeStation, report, rssMiB, sleep, SOAK
 const BACKLOG = 1000;
 const BURST = SOAK ? 3000 : 500;
 
-const cleanups: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = cleanupsAfterEach();
 
 async function rig(): Promise<{ station: ReturnType<typeof makeStation>; witness: WitnessSub; status: Subscriber; daemon: DaemonProcess }> {
-  const port = await freePort();
-  const broker = new Mosquitto(port);
-  await broker.start();
-  cleanups.push(() => broker.stop());
-  const witness = new WitnessSub(port);
-  await witness.start();
-  cleanups.push(() => witness.stop());
+  const { port, witness } = await brokerAndWitness(cleanups);
   const status = new Subscriber(port);
   await status.start();
   cleanups.push(() => status.stop());
@@ -35,11 +26,6 @@ async function rig(): Promise<{ station: ReturnType<typeof makeStation>; witness
   const daemon = new DaemonProcess(station.config);
   cleanups.push(() => daemon.stop('SIGKILL'));
   return { station, witness, status, daemon };
-}
-
-/** Arrival order broken: rows (in seq order) whose capture arrived before the previous row's. */
-function inversions(order: number[]): number {
-  return order.filter((v, i) => i > 0 && v < order[i - 1]).length;
 }
 
 it(`${BACKLOG} files waiting at start, then ${BURST} more at 100/s: memory flat, queue depth reported, all once and in order`, async () => {
@@ -68,10 +54,7 @@ it(`${BACKLOG} files waiting at start, then ${BURST} more at 100/s: memory flat,
   }
   const burstS = (Date.now() - burstStart) / 1000;
   const rowsAtBurstEnd = auditRows(station.db).length;
-  await until(() => {
-    const rows = auditRows(station.db);
-    return rows.length >= files.length && rows.every((r) => r.published_at !== null) && new Set(witness.verdicts().map((v) => v.id)).size >= files.length;
-  }, 300_000, 'the backlog and the burst scored and delivered');
+  await until(() => delivered(station.db, files.length, witness), 300_000, 'the backlog and the burst scored and delivered');
   const doneS = (Date.now() - burstStart) / 1000;
   clearInterval(sampler);
   await sleep(1500);

@@ -2,10 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers.js';
 import { DaemonProcess, freePort, Mosquitto, until } from '../station.js';
-import { auditRows, brokerConfig, capture, countLoss, makeStation, report, sleep, SOAK, WitnessSub } from './rig.js';
+import { auditRows, brokerConfig, capture, countLoss, makeStation, report, sleep, SOAK, WitnessSub, cleanupsAfterEach, delivered } from './rig.js';
 
 /**
  * Fault 2: the broker is down for OUTAGE_S mid-burst (it keeps its sessions: persistence), then
@@ -15,10 +15,7 @@ import { auditRows, brokerConfig, capture, countLoss, makeStation, report, sleep
 
 const OUTAGE_S = SOAK ? 60 : 10;
 
-const cleanups: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = cleanupsAfterEach();
 
 it(`broker down ${OUTAGE_S} s mid-burst, then a restart that loses its sessions: every verdict delivered, in seq order`, async () => {
   const dir = tempDir('xray-qc-broker-');
@@ -64,11 +61,7 @@ it(`broker down ${OUTAGE_S} s mid-burst, then a restart that loses its sessions:
   await sleep(3000);
   writing = false;
   await writer;
-  await until(() => {
-    const rows = auditRows(station.db);
-    return rows.length >= files.length && rows.every((r) => r.published_at !== null)
-      && new Set(witness.verdicts().map((v) => v.id)).size >= rows.length;
-  }, 90_000, 'every verdict at the witness');
+  await until(() => delivered(station.db, files.length, witness), 90_000, 'every verdict at the witness');
   await sleep(1000);
   const loss = countLoss(station.db, files, witness);
   report('2 broker outage and session loss', { outage_s: OUTAGE_S, scored_while_down: scoredWhileDown, backlog_delivered_ms: backlogMs, ...loss });

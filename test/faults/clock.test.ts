@@ -1,10 +1,10 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { cli, jsonLines } from '../helpers.js';
-import { DaemonProcess, freePort, Mosquitto, until } from '../station.js';
-import { auditRows, capture, countLoss, makeStation, report, sleep, WitnessSub } from './rig.js';
+import { DaemonProcess, until } from '../station.js';
+import { auditRows, capture, countLoss, makeStation, report, sleep, brokerAndWitness, cleanupsAfterEach, delivered, inversions } from './rig.js';
 
 /**
  * Fault 8: the wall clock jumps (an NTP correction) while the daemon runs: back one hour, then
@@ -15,19 +15,10 @@ import { auditRows, capture, countLoss, makeStation, report, sleep, WitnessSub }
 
 const LIB = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1'].find((p) => existsSync(p));
 
-const cleanups: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = cleanupsAfterEach();
 
 it.skipIf(!LIB)('a clock jump backwards and forwards: seq order, one row per capture, every verdict, audit queries intact', async () => {
-  const port = await freePort();
-  const broker = new Mosquitto(port);
-  await broker.start();
-  cleanups.push(() => broker.stop());
-  const witness = new WitnessSub(port);
-  await witness.start();
-  cleanups.push(() => witness.stop());
+  const { port, witness } = await brokerAndWitness(cleanups);
   const station = makeStation({ port, settleMs: 200 });
   const offset = join(station.root, 'faketime');
   writeFileSync(offset, '+0\n');
@@ -57,10 +48,7 @@ it.skipIf(!LIB)('a clock jump backwards and forwards: seq order, one row per cap
   await until(() => auditRows(station.db).length === 21, 30_000, 'rows after the jump back');
   writeFileSync(offset, '+3600\n'); // forward two hours from there
   await drop('d-after-forward', 10, 90_200);
-  await until(() => {
-    const rows = auditRows(station.db);
-    return rows.length >= 31 && rows.every((r) => r.published_at !== null) && new Set(witness.verdicts().map((v) => v.id)).size >= 31;
-  }, 30_000, 'all rows published and received');
+  await until(() => delivered(station.db, 31, witness), 30_000, 'all rows published and received');
   await sleep(1000);
   const loss = countLoss(station.db, files, witness);
   const rows = auditRows(station.db);
@@ -72,14 +60,14 @@ it.skipIf(!LIB)('a clock jump backwards and forwards: seq order, one row per cap
   report('8 clock jump', {
     jumps: ['-1 h', '+1 h'], scored_at_going_backwards: backwards,
     seq_strictly_increasing: rows.every((r, i) => i === 0 || r.seq > rows[i - 1].seq),
-    arrival_order_inversions: arrival.filter((v, i) => i > 0 && v < arrival[i - 1]).length,
+    arrival_order_inversions: inversions(arrival),
     cut_capture: cut ? cut.reason : null, audit_list_rows: listed.length, ...loss,
   });
   expect(backwards).toBeGreaterThan(0); // the jump really reached the daemon
   expect(loss.not_exactly_one_row).toBe(0);
   expect(loss.verdicts_missing_at_subscriber).toBe(0);
   expect(loss.seq_order_violations).toBe(0);
-  expect(arrival.filter((v, i) => i > 0 && v < arrival[i - 1])).toEqual([]);
+  expect(inversions(arrival)).toBe(0);
   expect(cut?.reason).toBe('TIFF_TRUNCATED'); // its 2 s grace did not turn into an hour
   expect([...listed].sort((a, b) => b - a)).toEqual(listed);
   expect(listed).toHaveLength(31);

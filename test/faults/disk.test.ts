@@ -2,10 +2,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { PYTHON, ROOT, tempDir } from '../helpers.js';
-import { DaemonProcess, freePort, Mosquitto, Subscriber, until } from '../station.js';
-import { auditRows, capture, countLoss, makeStation, report, sleep, WitnessSub } from './rig.js';
+import { DaemonProcess, Subscriber, until } from '../station.js';
+import { auditRows, capture, countLoss, makeStation, report, sleep, brokerAndWitness, cleanupsAfterEach, delivered } from './rig.js';
 
 /**
  * Fault 3: the database's disk fills up. The daemon runs in its own mount namespace (unshare)
@@ -18,10 +18,7 @@ const asRoot = process.getuid?.() === 0;
 const UNSHARE = asRoot ? ['unshare', '--mount'] : ['unshare', '--user', '--map-root-user', '--mount'];
 const canUnshare = spawnSync(UNSHARE[0], [...UNSHARE.slice(1), 'true']).status === 0;
 
-const cleanups: Array<() => Promise<unknown> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 /** CPU seconds (user + system) a process has used, from /proc/PID/stat. */
 function cpuSeconds(pid: number): number {
@@ -30,13 +27,7 @@ function cpuSeconds(pid: number): number {
 }
 
 it.skipIf(!canUnshare)('the database disk fills up: error reported, nothing lost, no spinning; all scored once space returns', async () => {
-  const port = await freePort();
-  const broker = new Mosquitto(port);
-  await broker.start();
-  cleanups.push(() => broker.stop());
-  const witness = new WitnessSub(port);
-  await witness.start();
-  cleanups.push(() => witness.stop());
+  const { port, witness } = await brokerAndWitness(cleanups);
   const status = new Subscriber(port);
   await status.start();
   cleanups.push(() => status.stop());
@@ -97,10 +88,7 @@ it.skipIf(!canUnshare)('the database disk fills up: error reported, nothing lost
 
   rmSync(filler);
   const freedAt = Date.now();
-  await until(() => {
-    const rows = auditRows(db());
-    return rows.length >= 25 && rows.every((r) => r.published_at !== null) && new Set(witness.verdicts().map((v) => v.id)).size >= 25;
-  }, 60_000, 'every capture scored and delivered after space returned');
+  await until(() => delivered(db(), 25, witness), 60_000, 'every capture scored and delivered after space returned');
   const recoveredMs = Date.now() - freedAt;
   await until(() => status.status.at(-1)?.state === 'online' && status.status.at(-1)?.error === null, 10_000, 'the error cleared on the status topic');
   await sleep(1000);

@@ -3,11 +3,11 @@ import { mkdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { fsPath, nameFromBytes } from '../../src/capture/names.js';
 import { writeMalformedSet } from '../tools/malformed.js';
-import { DaemonProcess, freePort, Mosquitto, until } from '../station.js';
-import { auditRows, capture, makeStation, report, sleep, WitnessSub } from './rig.js';
+import { DaemonProcess, until } from '../station.js';
+import { auditRows, capture, makeStation, report, sleep, brokerAndWitness, cleanupsAfterEach } from './rig.js';
 
 /**
  * Fault 6: hostile and odd entries in the capture folder. Each ends as a scored capture or an
@@ -15,19 +15,10 @@ import { auditRows, capture, makeStation, report, sleep, WitnessSub } from './ri
  * out of the capture folder.
  */
 
-const cleanups: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = cleanupsAfterEach();
 
 it('malformed TIFFs, links out and to /dev/zero, FIFOs, folders named .tif, growing empty files, non-UTF-8 names, files deleted before decoding', async () => {
-  const port = await freePort();
-  const broker = new Mosquitto(port);
-  await broker.start();
-  cleanups.push(() => broker.stop());
-  const witness = new WitnessSub(port);
-  await witness.start();
-  cleanups.push(() => witness.stop());
+  const { port, witness } = await brokerAndWitness(cleanups);
   const station = makeStation({ port, settleMs: 200 }); // incomplete_grace_ms: 2000
   const c = station.captures;
   const expected = new Map<string, string>(); // path → 'scored' or an error code

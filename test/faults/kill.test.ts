@@ -1,10 +1,10 @@
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { cli } from '../helpers.js';
-import { DaemonProcess, freePort, Mosquitto, until } from '../station.js';
-import { auditRows, capture, countLoss, makeStation, report, rng, sleep, SOAK, WitnessSub } from './rig.js';
+import { DaemonProcess, until } from '../station.js';
+import { auditRows, capture, countLoss, makeStation, report, rng, sleep, SOAK, brokerAndWitness, cleanupsAfterEach, delivered } from './rig.js';
 
 /**
  * Fault 1: `kill -9` at random moments during a 200-capture burst, some of them right after an
@@ -15,20 +15,11 @@ import { auditRows, capture, countLoss, makeStation, report, rng, sleep, SOAK, W
 const KILLS = SOAK ? 20 : 8;
 const CAPTURES = 200;
 
-const cleanups: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanups = cleanupsAfterEach();
 
 it(`kill -9 ×${KILLS} during a ${CAPTURES}-capture burst (incl. model activation): 0 lost captures, 0 lost verdicts`, async () => {
   const random = rng();
-  const port = await freePort();
-  const broker = new Mosquitto(port);
-  await broker.start();
-  cleanups.push(() => broker.stop());
-  const witness = new WitnessSub(port);
-  await witness.start();
-  cleanups.push(() => witness.stop());
+  const { port, witness } = await brokerAndWitness(cleanups);
   const station = makeStation({ port, settleMs: 200 });
   cpSync(join(station.models, 'tiny-v1'), join(station.models, 'tiny-v2'), { recursive: true });
   writeFileSync(join(station.models, 'active'), 'tiny-v1\n');
@@ -74,11 +65,7 @@ it(`kill -9 ×${KILLS} during a ${CAPTURES}-capture burst (incl. model activatio
   const last = new DaemonProcess(station.config);
   cleanups.push(() => last.stop('SIGKILL'));
   last.start();
-  await until(() => {
-    const rows = auditRows(station.db);
-    return rows.length >= CAPTURES && rows.every((r) => r.published_at !== null)
-      && new Set(witness.verdicts().map((v) => v.id)).size >= rows.length;
-  }, 180_000, 'every capture recorded, published and received');
+  await until(() => delivered(station.db, CAPTURES, witness), 180_000, 'every capture recorded, published and received');
   await sleep(1000); // anything more (a second row) would show now
   const loss = countLoss(station.db, files, witness);
   const active = readFileSync(join(station.models, 'active'), 'utf8').trim();

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
+import { afterEach } from 'vitest';
 import { encodeTiff16 } from '../../src/tools/tiff-writer.js';
 import { synthElectrode } from '../../src/tools/synth.js';
 import { ROOT } from '../helpers.js';
@@ -134,6 +135,17 @@ export function countLoss(db: string, files: string[], witness: WitnessSub): Los
   };
 }
 
+/** At least `n` audit rows, every one published and received by the witness. */
+export function delivered(db: string, n: number, witness: WitnessSub): boolean {
+  const rows = auditRows(db);
+  return rows.length >= n && rows.every((r) => r.published_at !== null) && new Set(witness.verdicts().map((v) => v.id)).size >= rows.length;
+}
+
+/** Arrival order broken: entries (in seq order) whose capture arrived before the previous one's. */
+export function inversions(order: number[]): number {
+  return order.filter((v, i) => i > 0 && v < order[i - 1]).length;
+}
+
 /** Resident set size of a process in MiB (Linux /proc), or null when it is gone. */
 export function rssMiB(pid: number): number | null {
   try {
@@ -144,12 +156,27 @@ export function rssMiB(pid: number): number | null {
   }
 }
 
-export async function brokerOn(opts: { persistence?: boolean; lines?: string[]; dir: string }): Promise<{ port: number; broker: Mosquitto; conf: string }> {
+export type Cleanup = () => Promise<unknown> | void;
+
+/** A list of clean-ups run (newest first, errors ignored) after each test of the calling file. */
+export function cleanupsAfterEach(): Cleanup[] {
+  const cleanups: Cleanup[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await Promise.resolve(c()).catch(() => undefined);
+  });
+  return cleanups;
+}
+
+/** An anonymous mosquitto on a free port and the witness subscribed to it, both stopped afterwards. */
+export async function brokerAndWitness(cleanups: Cleanup[]): Promise<{ port: number; broker: Mosquitto; witness: WitnessSub }> {
   const port = await freePort();
-  const conf = brokerConfig(opts.dir, port, opts);
-  const broker = new Mosquitto(port, conf, true);
+  const broker = new Mosquitto(port);
   await broker.start();
-  return { port, broker, conf };
+  cleanups.push(() => broker.stop());
+  const witness = new WitnessSub(port);
+  await witness.start();
+  cleanups.push(() => witness.stop());
+  return { port, broker, witness };
 }
 
 export { makeStation, sleep };
