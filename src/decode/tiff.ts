@@ -1,3 +1,4 @@
+import type { Stats } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { fsPath } from '../capture/names.js';
 import { fromArrayBuffer, getDecoder } from 'geotiff';
@@ -46,17 +47,20 @@ export interface CaptureBytes {
 export async function readCaptureFile(path: string, options: DecodeOptions = {}, scratch?: Scratch): Promise<CaptureBytes> {
   let fh: FileHandle | null = null;
   try {
-    const info = await stat(fsPath(path));
-    if (!info.isFile()) throw new Error(`${path} is not a regular file`);
     // Even uncompressed, a file within the pixel limit is no larger than this: refuse before reading.
     const limit = (options.maxPixels ?? DEFAULT_MAX_PIXELS) * 2 + 64 * 1024 * 1024;
-    if (info.size > limit) throw new XrayError('TIFF_TOO_LARGE', `file is ${info.size} bytes, more than ${limit} for the pixel limit`);
+    const acceptable = (info: Stats): void => {
+      if (!info.isFile()) throw new Error(`${path} is not a regular file`);
+      if (info.size > limit) throw new XrayError('TIFF_TOO_LARGE', `file is ${info.size} bytes, more than ${limit} for the pixel limit`);
+    };
+    // Checked before opening (opening a FIFO would block) and again on what was opened (the
+    // path may have been replaced in between).
+    acceptable(await stat(fsPath(path)));
     // One read of the whole file (fs.promises.readFile reads in 512 KiB pieces, each a trip
     // through the thread pool: ~10 ms instead of ~1 ms for a 4.7 MB capture, measured).
     fh = await open(fsPath(path), 'r');
     const opened = await fh.stat();
-    if (!opened.isFile()) throw new Error(`${path} is not a regular file`);
-    if (opened.size > limit) throw new XrayError('TIFF_TOO_LARGE', `file is ${opened.size} bytes, more than ${limit} for the pixel limit`);
+    acceptable(opened);
     // its own ArrayBuffer: geotiff takes it without a copy
     const bytes = scratch ? scratch.bytes(opened.size) : Buffer.allocUnsafeSlow(opened.size);
     let got = 0;
