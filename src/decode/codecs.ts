@@ -1,6 +1,6 @@
-import { inflateSync } from 'node:zlib';
 import { BaseDecoder, addDecoder } from 'geotiff';
-import { XrayError, oneLine } from '../errors.js';
+import { XrayError } from '../errors.js';
+import { Inflater } from './inflate.js';
 import { wasmKernelAvailable } from '../preprocess/wasm-resize.js';
 import { WasmLzw } from './lzw-wasm.js';
 
@@ -27,20 +27,35 @@ function blockBytes(parameters: unknown): number {
   return p.tileWidth * p.tileHeight * 2;
 }
 
-export class DeflateBlockDecoder extends BaseDecoder {
+/**
+ * Our decoders also decode straight into the caller's memory (`decodeInto`, used by decodeTiff
+ * for strips): no block-sized allocation and no second copy per block.
+ */
+export interface IntoDecoder {
+  /** Decodes `block` into `dst`, filling at most all of it; returns the bytes written. */
+  decodeInto(block: Uint8Array, dst: Uint8Array): number;
+}
+
+export function canDecodeInto(decoder: object): decoder is IntoDecoder {
+  return typeof (decoder as Partial<IntoDecoder>).decodeInto === 'function';
+}
+
+/** geotiff's contract (`decodeBlock`: a fresh buffer of the block's size) on top of `decodeInto`. */
+function decodeFresh(decoder: IntoDecoder, buffer: ArrayBufferLike | Uint8Array, size: number): ArrayBufferLike {
+  const out = new Uint8Array(size);
+  const n = decoder.decodeInto(view(buffer), out);
+  return n === out.length ? out.buffer : out.buffer.slice(0, n);
+}
+
+export class DeflateBlockDecoder extends BaseDecoder implements IntoDecoder {
+  private readonly inflater = new Inflater();
+
+  decodeInto(block: Uint8Array, dst: Uint8Array): number {
+    return this.inflater.inflateInto(block, dst);
+  }
+
   override decodeBlock(buffer: ArrayBufferLike): ArrayBufferLike {
-    const expected = blockBytes(this.parameters);
-    let out: Buffer;
-    try {
-      out = inflateSync(view(buffer), { maxOutputLength: Math.max(expected, 1) });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ERR_BUFFER_TOO_LARGE') {
-        throw new XrayError('TIFF_CORRUPT_DATA', `deflate block inflates past its declared ${expected} bytes`);
-      }
-      throw new XrayError('TIFF_CORRUPT_DATA', `deflate block: ${oneLine((err as Error).message)}`);
-    }
-    return out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out.buffer : out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength);
+    return decodeFresh(this, buffer, blockBytes(this.parameters));
   }
 }
 
@@ -73,18 +88,16 @@ export class PackBitsBlockDecoder extends BaseDecoder {
 const LZW_CLEAR = 256;
 const LZW_EOI = 257;
 
-/** The WebAssembly LZW decoder of this thread (created on first use), or null without WebAssembly. */
-let wasmLzw: WasmLzw | null | undefined;
-
 /** TIFF LZW (MSB-first codes, 9–12 bits, "early change"), decoding into a capped buffer. */
-export class LzwBlockDecoder extends BaseDecoder {
+export class LzwBlockDecoder extends BaseDecoder implements IntoDecoder {
+  private readonly wasm = wasmKernelAvailable() ? new WasmLzw() : null;
+
+  decodeInto(block: Uint8Array, dst: Uint8Array): number {
+    return this.wasm ? this.wasm.decodeInto(block, dst) : lzwDecode(block, dst);
+  }
+
   override decodeBlock(buffer: ArrayBufferLike): ArrayBufferLike {
-    const capacity = blockBytes(this.parameters);
-    if (wasmLzw === undefined) wasmLzw = wasmKernelAvailable() ? new WasmLzw() : null;
-    if (wasmLzw) return wasmLzw.decode(view(buffer), capacity).buffer;
-    const out = new Uint8Array(capacity);
-    const written = lzwDecode(view(buffer), out);
-    return written === out.length ? out.buffer : out.buffer.slice(0, written);
+    return decodeFresh(this, buffer, blockBytes(this.parameters));
   }
 }
 

@@ -22,16 +22,17 @@ export class WasmLzw {
     this.k = new WebAssembly.Instance(kernelModule(), {}).exports as unknown as Exports;
   }
 
-  /** Decodes one block into at most `capacity` bytes; returns them (a copy). */
-  decode(src: Uint8Array, capacity: number): Uint8Array {
+  /** Decodes one block into `dst` (at most its length); returns the bytes written. */
+  decodeInto(src: Uint8Array, dst: Uint8Array): number {
     const out = SRC + ((src.length + 15) & ~15);
-    const end = out + capacity + 16;
+    const end = out + dst.length + 16;
     const mem = this.k.memory;
     if (end > mem.buffer.byteLength) mem.grow(Math.ceil((end - mem.buffer.byteLength) / 65536));
     new Uint8Array(mem.buffer, SRC, src.length).set(src);
-    const n = this.k.lzw(SRC, src.length, out, capacity, POS, LEN);
+    const n = this.k.lzw(SRC, src.length, out, dst.length, POS, LEN);
     if (n === -1) throw new XrayError('TIFF_CORRUPT_DATA', 'LZW code before any string was defined');
     if (n === -2) throw new XrayError('TIFF_CORRUPT_DATA', 'LZW code beyond the table');
-    return new Uint8Array(mem.buffer, out, n).slice();
+    dst.set(new Uint8Array(mem.buffer, out, n));
+    return n;
   }
 }

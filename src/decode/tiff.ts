@@ -3,7 +3,7 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { fsPath } from '../capture/names.js';
 import { fromArrayBuffer, getDecoder } from 'geotiff';
 import { XrayError, toXrayError } from '../errors.js';
-import { registerCodecs } from './codecs.js';
+import { canDecodeInto, registerCodecs } from './codecs.js';
 import { checkTiffStructure } from './tiff-structure.js';
 
 /** A decoded capture: 16-bit gray values, row-major; MinIsWhite files are already inverted. */
@@ -157,7 +157,24 @@ export async function decodeTiff(bytes: Uint8Array, options: DecodeOptions = {},
     tileWidth: layout.blockWidth, tileHeight: layout.blockHeight, predictor: 1, bitsPerSample: 16, planarConfiguration: 1,
   } as never);
   const out = scratch ? scratch.pixels(width * height) : new Uint16Array(width * height);
+  const outBytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  const into = canDecodeInto(decoder) ? decoder : null;
+  /** Decodes one block into the first bytes of `dst`; returns the bytes written. */
+  const decodeBlock = async (raw: Uint8Array, dst: Uint8Array): Promise<number> => {
+    if (compression === 1) {
+      const n = Math.min(raw.length, dst.length);
+      dst.set(raw.subarray(0, n));
+      return n;
+    }
+    if (into) return into.decodeInto(raw, dst);
+    const decoded = toBytes(await decoder.decodeBlock(raw as unknown as ArrayBuffer));
+    const n = Math.min(decoded.length, dst.length);
+    dst.set(decoded.subarray(0, n));
+    return n;
+  };
   const le = structure.littleEndian;
+  const blockSize = layout.blockWidth * layout.blockHeight * 2;
+  let spare: Uint8Array | null = null;
   for (let i = 0; i < expectedBlocks; i++) {
     const bx = (i % layout.across) * layout.blockWidth;
     const by = Math.floor(i / layout.across) * layout.blockHeight;
@@ -167,27 +184,30 @@ export async function decodeTiff(bytes: Uint8Array, options: DecodeOptions = {},
     const neededRows = layout.kind === 'tile' ? layout.blockHeight : rows;
     const needed = layout.blockWidth * neededRows * 2;
     const raw = new Uint8Array(buffer, layout.offsets[i], counts[i]);
-    let decoded: Uint8Array;
+    // Full strips decode straight into place; tiles and a short last strip (which may hold a
+    // whole strip's data) go through a block-sized buffer.
+    const direct = layout.kind === 'strip' && rows === layout.blockHeight;
+    const dst = direct ? outBytes.subarray(by * width * 2, (by + rows) * width * 2) : (spare ??= new Uint8Array(blockSize));
+    let got: number;
     try {
-      // Uncompressed blocks are read in place; our decoders take a view (no copy of the block).
-      decoded = compression === 1 ? raw : toBytes(await decoder.decodeBlock(raw as unknown as ArrayBuffer));
+      got = await decodeBlock(raw, dst);
     } catch (err) {
       throw toXrayError(err, 'TIFF_CORRUPT_DATA');
     }
-    if (decoded.byteLength < needed) {
+    if (got < needed) {
       const code = compression === 1 ? 'TIFF_TRUNCATED' : 'TIFF_CORRUPT_DATA';
-      throw new XrayError(code, `${layout.kind} ${i} decodes to ${decoded.byteLength} bytes, expected ${needed}`);
+      throw new XrayError(code, `${layout.kind} ${i} decodes to ${got} bytes, expected ${needed}`);
     }
     if (layout.kind === 'strip') {
-      // Full-width rows: one copy straight into place, then byte order and predictor in place.
+      // Full-width rows: byte order and predictor in place.
       const at = by * width;
-      new Uint8Array(out.buffer, out.byteOffset + at * 2, rows * width * 2).set(decoded.subarray(0, rows * width * 2));
+      if (!direct) outBytes.set(dst.subarray(0, rows * width * 2), at * 2);
       const strip = out.subarray(at, at + rows * width);
       if (le !== NATIVE_LE) swapBytes(strip);
       if (predictor === 2) undoHorizontalPredictor(strip, width, rows);
       continue;
     }
-    const block = toNativeU16(decoded, needed / 2, le);
+    const block = toNativeU16(dst, needed / 2, le);
     if (predictor === 2) undoHorizontalPredictor(block, layout.blockWidth, neededRows);
     for (let r = 0; r < rows; r++) {
       const src = r * layout.blockWidth;
