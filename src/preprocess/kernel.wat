@@ -108,83 +108,117 @@
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $tail))))
 
-  ;; TIFF LZW (MSB-first 9–12-bit codes, early change), as lzwDecode in src/decode/codecs.ts:
-  ;; every table entry is a string already in the output (position + length), so emitting a code
-  ;; is a short forward copy. $pos and $len: 4096 i32 each. Returns the bytes written, or −1 (a
-  ;; code before any string was defined) or −2 (a code beyond the table).
-  (func (export "lzw") (param $src i32) (param $n i32) (param $out i32) (param $cap i32) (param $pos i32) (param $len i32) (result i32)
-    (local $next i32) (local $width i32) (local $old i32) (local $op i32) (local $buf i32) (local $bits i32)
-    (local $ip i32) (local $code i32) (local $from i32) (local $cnt i32) (local $i i32)
+  ;; TIFF LZW (MSB-first 9–12-bit codes, early change), as lzwDecode in src/decode/codecs.ts.
+  ;; Every code is a string already in memory: table entry = (i32 address, i32 length), 8 bytes
+  ;; at $tab + 8·code; codes 0–255 point at 256 bytes 0..255 kept at $tab + 32768 (so literals and
+  ;; strings take the same path, without a hard-to-predict branch between them). The entry a code
+  ;; adds is the previous code's string where it was just written, one byte longer (locals).
+  ;; Codes come from a 64-bit buffer refilled 4 bytes at a time. Copies move 8 bytes at a time
+  ;; where source and target are 8 or more apart, so up to 7 bytes past $cap are written: the
+  ;; caller leaves room. $tab needs 32768 + 264 bytes. Returns the bytes written, or −1 (a code
+  ;; before any string was defined) or −2 (a code beyond the table).
+  (func (export "lzw") (param $src i32) (param $n i32) (param $out i32) (param $cap i32) (param $tab i32) (result i32)
+    (local $next i32) (local $width i32) (local $limit i32) (local $hasOld i32) (local $oldPos i32) (local $oldLen i32)
+    (local $op i32) (local $buf i64) (local $bits i32) (local $ip i32) (local $code i32) (local $len i32)
+    (local $entry i64) (local $from i32) (local $to i32) (local $cnt i32) (local $end i32) (local $w i32)
+    ;; the literal strings
+    (block $lit_done
+      (loop $lit
+        (br_if $lit_done (i32.ge_u (local.get $code) (i32.const 256)))
+        (local.set $from (i32.add (i32.add (local.get $tab) (i32.const 32768)) (local.get $code)))
+        (i32.store8 (local.get $from) (local.get $code))
+        (i64.store (i32.add (local.get $tab) (i32.shl (local.get $code) (i32.const 3)))
+          (i64.or (i64.extend_i32_u (local.get $from)) (i64.const 0x100000000)))
+        (local.set $code (i32.add (local.get $code) (i32.const 1)))
+        (br $lit)))
     (local.set $next (i32.const 258))
     (local.set $width (i32.const 9))
-    (local.set $old (i32.const -1))
+    (local.set $limit (i32.const 511))
     (block $exit
       (loop $main
         (br_if $exit (i32.ge_u (local.get $op) (local.get $cap)))
-        (block $filled
-          (loop $refill
-            (br_if $filled (i32.ge_u (local.get $bits) (local.get $width)))
-            (if (i32.ge_u (local.get $ip) (local.get $n)) (then (return (local.get $op))))
-            (local.set $buf (i32.or (i32.shl (local.get $buf) (i32.const 8))
-              (i32.load8_u (i32.add (local.get $src) (local.get $ip)))))
-            (local.set $ip (i32.add (local.get $ip) (i32.const 1)))
-            (local.set $bits (i32.add (local.get $bits) (i32.const 8)))
-            (br $refill)))
-        (local.set $bits (i32.sub (local.get $bits) (local.get $width)))
-        (local.set $code (i32.and (i32.shr_u (local.get $buf) (local.get $bits))
-          (i32.sub (i32.shl (i32.const 1) (local.get $width)) (i32.const 1))))
-        (local.set $buf (i32.and (local.get $buf) (i32.sub (i32.shl (i32.const 1) (local.get $bits)) (i32.const 1))))
-        (if (i32.eq (local.get $code) (i32.const 256))
+        (if (i32.lt_u (local.get $bits) (local.get $width))
           (then
+            (if (i32.le_u (i32.add (local.get $ip) (i32.const 4)) (local.get $n))
+              (then
+                ;; 4 bytes, big-endian
+                (local.set $w (i32.load (i32.add (local.get $src) (local.get $ip))))
+                (local.set $buf (i64.or (i64.shl (local.get $buf) (i64.const 32))
+                  (i64.extend_i32_u (i32.or
+                    (i32.or (i32.shl (local.get $w) (i32.const 24)) (i32.shr_u (local.get $w) (i32.const 24)))
+                    (i32.or (i32.and (i32.shl (local.get $w) (i32.const 8)) (i32.const 0xff0000))
+                            (i32.and (i32.shr_u (local.get $w) (i32.const 8)) (i32.const 0xff00)))))))
+                (local.set $ip (i32.add (local.get $ip) (i32.const 4)))
+                (local.set $bits (i32.add (local.get $bits) (i32.const 32))))
+              (else
+                ;; the last bytes, one at a time
+                (block $filled
+                  (loop $refill
+                    (br_if $filled (i32.ge_u (local.get $bits) (local.get $width)))
+                    (if (i32.ge_u (local.get $ip) (local.get $n)) (then (return (local.get $op))))
+                    (local.set $buf (i64.or (i64.shl (local.get $buf) (i64.const 8))
+                      (i64.load8_u (i32.add (local.get $src) (local.get $ip)))))
+                    (local.set $ip (i32.add (local.get $ip) (i32.const 1)))
+                    (local.set $bits (i32.add (local.get $bits) (i32.const 8)))
+                    (br $refill)))))))
+        (local.set $bits (i32.sub (local.get $bits) (local.get $width)))
+        (local.set $code (i32.and (i32.wrap_i64 (i64.shr_u (local.get $buf) (i64.extend_i32_u (local.get $bits))))
+          (local.get $limit)))
+        (if (i32.lt_u (i32.sub (local.get $code) (i32.const 256)) (i32.const 2))
+          (then
+            (br_if $exit (i32.eq (local.get $code) (i32.const 257)))
+            ;; Clear
             (local.set $next (i32.const 258))
             (local.set $width (i32.const 9))
-            (local.set $old (i32.const -1))
+            (local.set $limit (i32.const 511))
+            (local.set $hasOld (i32.const 0))
             (br $main)))
-        (br_if $exit (i32.eq (local.get $code) (i32.const 257)))
-        (if (i32.lt_u (local.get $code) (i32.const 256))
+        (if (local.get $hasOld)
           (then
-            (if (i32.and (i32.ne (local.get $old) (i32.const -1)) (i32.lt_u (local.get $next) (i32.const 4096)))
-              (then
-                (i32.store (i32.add (local.get $pos) (i32.shl (local.get $next) (i32.const 2)))
-                  (i32.load (i32.add (local.get $pos) (i32.shl (local.get $old) (i32.const 2)))))
-                (i32.store (i32.add (local.get $len) (i32.shl (local.get $next) (i32.const 2)))
-                  (i32.add (i32.load (i32.add (local.get $len) (i32.shl (local.get $old) (i32.const 2)))) (i32.const 1)))
-                (local.set $next (i32.add (local.get $next) (i32.const 1)))))
-            (i32.store (i32.add (local.get $pos) (i32.shl (local.get $code) (i32.const 2))) (local.get $op))
-            (i32.store (i32.add (local.get $len) (i32.shl (local.get $code) (i32.const 2))) (i32.const 1))
-            (i32.store8 (i32.add (local.get $out) (local.get $op)) (local.get $code))
-            (local.set $op (i32.add (local.get $op) (i32.const 1))))
-          (else
-            (if (i32.eq (local.get $old) (i32.const -1)) (then (return (i32.const -1))))
             (if (i32.or (i32.gt_u (local.get $code) (local.get $next))
                         (i32.and (i32.eq (local.get $code) (local.get $next)) (i32.ge_u (local.get $next) (i32.const 4096))))
               (then (return (i32.const -2))))
             (if (i32.lt_u (local.get $next) (i32.const 4096))
               (then
-                (i32.store (i32.add (local.get $pos) (i32.shl (local.get $next) (i32.const 2)))
-                  (i32.load (i32.add (local.get $pos) (i32.shl (local.get $old) (i32.const 2)))))
-                (i32.store (i32.add (local.get $len) (i32.shl (local.get $next) (i32.const 2)))
-                  (i32.add (i32.load (i32.add (local.get $len) (i32.shl (local.get $old) (i32.const 2)))) (i32.const 1)))
-                (local.set $next (i32.add (local.get $next) (i32.const 1)))))
-            (local.set $from (i32.add (local.get $out) (i32.load (i32.add (local.get $pos) (i32.shl (local.get $code) (i32.const 2))))))
-            (local.set $cnt (i32.load (i32.add (local.get $len) (i32.shl (local.get $code) (i32.const 2)))))
-            (if (i32.gt_u (local.get $cnt) (i32.sub (local.get $cap) (local.get $op)))
-              (then (local.set $cnt (i32.sub (local.get $cap) (local.get $op)))))
-            (i32.store (i32.add (local.get $pos) (i32.shl (local.get $code) (i32.const 2))) (local.get $op))
-            ;; forward byte copy: for the code just added (KwKwK) source and target overlap by one byte
-            (local.set $i (i32.const 0))
+                (i64.store (i32.add (local.get $tab) (i32.shl (local.get $next) (i32.const 3)))
+                  (i64.or (i64.extend_i32_u (local.get $oldPos))
+                    (i64.shl (i64.extend_i32_u (i32.add (local.get $oldLen) (i32.const 1))) (i64.const 32))))
+                (local.set $next (i32.add (local.get $next) (i32.const 1))))))
+          (else
+            (if (i32.ge_u (local.get $code) (i32.const 256)) (then (return (i32.const -1))))))
+        (local.set $entry (i64.load (i32.add (local.get $tab) (i32.shl (local.get $code) (i32.const 3)))))
+        (local.set $from (i32.wrap_i64 (local.get $entry)))
+        (local.set $len (i32.wrap_i64 (i64.shr_u (local.get $entry) (i64.const 32))))
+        (local.set $cnt (local.get $len))
+        (if (i32.gt_u (local.get $cnt) (i32.sub (local.get $cap) (local.get $op)))
+          (then (local.set $cnt (i32.sub (local.get $cap) (local.get $op)))))
+        (local.set $to (i32.add (local.get $out) (local.get $op)))
+        (local.set $end (i32.add (local.get $to) (local.get $cnt)))
+        (local.set $oldPos (local.get $to))
+        (local.set $oldLen (local.get $len))
+        (local.set $op (i32.add (local.get $op) (local.get $cnt)))
+        (if (i32.ge_u (i32.sub (local.get $to) (local.get $from)) (i32.const 8))
+          (then
+            (loop $copy8
+              (i64.store (local.get $to) (i64.load (local.get $from)))
+              (local.set $from (i32.add (local.get $from) (i32.const 8)))
+              (local.set $to (i32.add (local.get $to) (i32.const 8)))
+              (br_if $copy8 (i32.lt_u (local.get $to) (local.get $end)))))
+          (else
+            ;; closer than 8 (a run): byte by byte; for the code just added (KwKwK) source and
+            ;; target overlap by one byte, which a forward copy handles
             (block $copied
-              (loop $copy
-                (br_if $copied (i32.ge_u (local.get $i) (local.get $cnt)))
-                (i32.store8 (i32.add (i32.add (local.get $out) (local.get $op)) (local.get $i))
-                  (i32.load8_u (i32.add (local.get $from) (local.get $i))))
-                (local.set $i (i32.add (local.get $i) (i32.const 1)))
-                (br $copy)))
-            (local.set $op (i32.add (local.get $op) (local.get $cnt)))))
-        (if (i32.and (i32.eq (local.get $next) (i32.sub (i32.shl (i32.const 1) (local.get $width)) (i32.const 1)))
-                     (i32.lt_u (local.get $width) (i32.const 12)))
-          (then (local.set $width (i32.add (local.get $width) (i32.const 1)))))
-        (local.set $old (local.get $code))
+              (loop $copy1
+                (br_if $copied (i32.ge_u (local.get $to) (local.get $end)))
+                (i32.store8 (local.get $to) (i32.load8_u (local.get $from)))
+                (local.set $from (i32.add (local.get $from) (i32.const 1)))
+                (local.set $to (i32.add (local.get $to) (i32.const 1)))
+                (br $copy1)))))
+        (if (i32.and (i32.eq (local.get $next) (local.get $limit)) (i32.lt_u (local.get $width) (i32.const 12)))
+          (then
+            (local.set $width (i32.add (local.get $width) (i32.const 1)))
+            (local.set $limit (i32.sub (i32.shl (i32.const 1) (local.get $width)) (i32.const 1)))))
+        (local.set $hasOld (i32.const 1))
         (br $main)))
     (local.get $op))
 )
