@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     const scratch = new ScratchBuffers(); // as in the preparation worker: buffers reused capture after capture
     for (let i = 0; i < runs + 1; i++) {
       const t0 = performance.now();
-      const reuse = scratch.acquire();
+      const reuse = scratch.acquire(pre);
       const image = await decodeTiff((await readCaptureFile(file, {}, reuse)).bytes, {}, reuse);
       scratch.release();
       const t1 = performance.now();

@@ -98,6 +98,14 @@ export class Preprocessor {
     return { tensor: out, planes: withPlanes ? (planes as [Uint8Array, Uint8Array, Uint8Array]) : null, localBounds: bounds };
   }
 
+  /**
+   * Where a decoder may put a capture of `count` pixels so that `run` reads it without a copy:
+   * the WebAssembly kernel's memory, valid until the next capture; null on the JavaScript path.
+   */
+  pixelBuffer(count: number): Uint16Array | null {
+    return this.wasm ? this.wasm.pixels(count, this.contract.width) : null;
+  }
+
   private planFor(width: number, height: number): ResizePlan {
     const { height: H, width: W } = this.contract;
     if (!this.plan || this.plan.srcWidth !== width || this.plan.srcHeight !== height) {

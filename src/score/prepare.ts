@@ -16,7 +16,7 @@ export async function prepareCapture(file: string, preprocessor: Preprocessor, d
   const t0 = performance.now();
   let capture: CaptureBytes | null = null;
   let sha256: string | null = null;
-  const reuse = scratch?.acquire();
+  const reuse = scratch?.acquire(preprocessor);
   try {
     capture = await readCaptureFile(file, decode, reuse);
     sha256 = createHash('sha256').update(capture.bytes).digest('hex');
@@ -43,7 +43,8 @@ export class ScratchBuffers {
   private data = new Uint16Array(0);
   private busy = false;
 
-  acquire(): Scratch | undefined {
+  /** With `home`, pixels go into the preprocessor's own memory (no copy there; see pixelBuffer). */
+  acquire(home?: Pick<Preprocessor, 'pixelBuffer'>): Scratch | undefined {
     if (this.busy) return undefined;
     this.busy = true;
     return {
@@ -52,6 +53,8 @@ export class ScratchBuffers {
         return this.file.subarray(0, size);
       },
       pixels: (count) => {
+        const inKernel = home?.pixelBuffer(count);
+        if (inKernel) return inKernel;
         if (this.data.length < count) this.data = new Uint16Array(count);
         return this.data.subarray(0, count);
       },
