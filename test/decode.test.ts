@@ -72,3 +72,23 @@ describe('LZW in WebAssembly equals the JavaScript decoder', () => {
     expect(errors).toBeGreaterThan(10); // both decoders really reached their error paths
   });
 });
+
+describe('the predictor in WebAssembly equals the JavaScript one', () => {
+  it('same samples for every width around the 8-lane step, wrapping at 2^16', async () => {
+    const { undoHorizontalPredictor } = await import('../src/decode/tiff.js');
+    const { WasmPredictor } = await import('../src/decode/predictor-wasm.js');
+    const wasm = new WasmPredictor();
+    let seed = 3;
+    const rand = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) & 0xffff;
+    for (const [width, rows] of [[1, 3], [7, 2], [8, 5], [9, 4], [15, 1], [16, 3], [17, 2], [1145, 16], [1145, 8]]) {
+      const data = Uint16Array.from({ length: width * rows + 5 }, rand);
+      const js = data.slice();
+      const w = data.slice();
+      undoHorizontalPredictor(js, width, rows);
+      wasm.undo(w, width, rows);
+      expect(Array.from(w)).toEqual(Array.from(js));
+      expect(js.some((v, i) => v !== data[i])).toBe(width > 1); // it did change something
+      expect(Array.from(w.subarray(width * rows))).toEqual(Array.from(data.subarray(width * rows))); // and nothing after
+    }
+  });
+});

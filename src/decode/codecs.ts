@@ -1,8 +1,8 @@
 import { BaseDecoder, addDecoder } from 'geotiff';
 import { XrayError } from '../errors.js';
 import { Inflater } from './inflate.js';
-import { wasmKernelAvailable } from '../preprocess/wasm-resize.js';
-import { WasmLzw } from './lzw-wasm.js';
+import { DecodeKernels } from './kernels.js';
+import type { WasmLzw } from './lzw-wasm.js';
 
 /**
  * Block decoders registered in geotiff's decoder registry (`addDecoder`), replacing its own for the
@@ -90,9 +90,15 @@ const LZW_EOI = 257;
 
 /** TIFF LZW (MSB-first codes, 9–12 bits, "early change"), decoding into a capped buffer. */
 export class LzwBlockDecoder extends BaseDecoder implements IntoDecoder {
-  private readonly wasm = wasmKernelAvailable() ? new WasmLzw() : null;
+  private wasm: WasmLzw | null | undefined;
+
+  /** Decodes with this thread's kernel (see DecodeKernels) instead of making one. */
+  use(kernel: WasmLzw): void {
+    this.wasm = kernel;
+  }
 
   decodeInto(block: Uint8Array, dst: Uint8Array): number {
+    if (this.wasm === undefined) this.wasm = DecodeKernels.create()?.lzw ?? null;
     return this.wasm ? this.wasm.decodeInto(block, dst) : lzwDecode(block, dst);
   }
 

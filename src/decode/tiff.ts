@@ -3,8 +3,10 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { fsPath } from '../capture/names.js';
 import { fromArrayBuffer, getDecoder } from 'geotiff';
 import { XrayError, toXrayError } from '../errors.js';
-import { canDecodeInto, registerCodecs } from './codecs.js';
+import { canDecodeInto, LzwBlockDecoder, registerCodecs } from './codecs.js';
 import { checkTiffStructure } from './tiff-structure.js';
+import { DecodeKernels } from './kernels.js';
+import type { WasmPredictor } from './predictor-wasm.js';
 
 /** A decoded capture: 16-bit gray values, row-major; MinIsWhite files are already inverted. */
 export interface Gray16Image {
@@ -26,6 +28,8 @@ export interface DecodeOptions {
 export interface Scratch {
   bytes(size: number): Buffer;
   pixels(count: number): Uint16Array;
+  /** This thread's WebAssembly block kernels, reused (null: none; absent: made per decode). */
+  kernels?: DecodeKernels | null;
 }
 
 export const DEFAULT_MAX_PIXELS = 50_000_000;
@@ -173,6 +177,9 @@ export async function decodeTiff(bytes: Uint8Array, options: DecodeOptions = {},
     return n;
   };
   const le = structure.littleEndian;
+  const kernels = scratch?.kernels !== undefined ? scratch.kernels : DecodeKernels.create();
+  if (kernels && decoder instanceof LzwBlockDecoder) decoder.use(kernels.lzw);
+  const unpredict = predictor !== 2 ? null : kernels ? predictorUndo(kernels.predictor) : undoHorizontalPredictor;
   const blockSize = layout.blockWidth * layout.blockHeight * 2;
   let spare: Uint8Array | null = null;
   for (let i = 0; i < expectedBlocks; i++) {
@@ -204,11 +211,11 @@ export async function decodeTiff(bytes: Uint8Array, options: DecodeOptions = {},
       if (!direct) outBytes.set(dst.subarray(0, rows * width * 2), at * 2);
       const strip = out.subarray(at, at + rows * width);
       if (le !== NATIVE_LE) swapBytes(strip);
-      if (predictor === 2) undoHorizontalPredictor(strip, width, rows);
+      if (unpredict) unpredict(strip, width, rows);
       continue;
     }
     const block = toNativeU16(dst, needed / 2, le);
-    if (predictor === 2) undoHorizontalPredictor(block, layout.blockWidth, neededRows);
+    if (unpredict) unpredict(block, layout.blockWidth, neededRows);
     for (let r = 0; r < rows; r++) {
       const src = r * layout.blockWidth;
       out.set(block.subarray(src, src + cols), (by + r) * width + bx);
@@ -319,7 +326,10 @@ function swapBytes(a: Uint16Array): void {
   }
 }
 
-function undoHorizontalPredictor(block: Uint16Array, width: number, rows: number): void {
+const predictorUndo = (p: WasmPredictor) => (block: Uint16Array, width: number, rows: number): void => p.undo(block, width, rows);
+
+/** Predictor 2 undone in JavaScript (where WebAssembly is missing; the reference for its test). */
+export function undoHorizontalPredictor(block: Uint16Array, width: number, rows: number): void {
   for (let r = 0; r < rows; r++) {
     let acc = block[r * width];
     for (let i = r * width + 1, end = (r + 1) * width; i < end; i++) {

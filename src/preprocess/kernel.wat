@@ -1,5 +1,6 @@
 ;; The preprocessing hot path in WebAssembly (SIMD for the horizontal pass where the plan allows,
-;; the vertical pass and normalisation), and the TIFF LZW block decoder (`lzw`). Source of
+;; the vertical pass and normalisation), the TIFF LZW block decoder (`lzw`) and the horizontal
+;; predictor (`unpredict16`). Source of
 ;; src/preprocess/kernel-wasm.ts (scripts/build-wasm.mjs assembles it with wabt; a test checks
 ;; the two agree). Same arithmetic as the JavaScript in resize.ts, bit for bit:
 ;;   hrow:   row8[i] = lut[data[i]], then
@@ -139,6 +140,44 @@
               (f32.add (f32.mul (local.get $x) (local.get $s2)) (local.get $t2)))))
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $tail))))
+
+  ;; TIFF horizontal predictor (2) undone on 16-bit samples, in place: each row becomes its running
+  ;; sum mod 2^16. Eight samples at a time: a prefix sum within the vector (add the vector shifted
+  ;; by 1, 2 and 4 lanes), plus the running total so far (the last lane, broadcast); then the
+  ;; rest of the row one by one. $p: the first row, $rows rows of $width samples back to back.
+  (func (export "unpredict16") (param $p i32) (param $width i32) (param $rows i32)
+    (local $row i32) (local $end8 i32) (local $end i32) (local $x v128) (local $carry v128) (local $acc i32)
+    (block $rows_done
+      (loop $next_row
+        (br_if $rows_done (i32.eqz (local.get $rows)))
+        (local.set $end (i32.add (local.get $p) (i32.shl (local.get $width) (i32.const 1))))
+        (local.set $end8 (i32.add (local.get $p) (i32.shl (i32.and (local.get $width) (i32.const -8)) (i32.const 1))))
+        (local.set $carry (v128.const i64x2 0 0))
+        (block $simd_done
+          (loop $simd
+            (br_if $simd_done (i32.ge_u (local.get $p) (local.get $end8)))
+            (local.set $x (v128.load (local.get $p)))
+            (local.set $x (i16x8.add (local.get $x)
+              (i8x16.shuffle 16 17 0 1 2 3 4 5 6 7 8 9 10 11 12 13 (local.get $x) (v128.const i64x2 0 0))))
+            (local.set $x (i16x8.add (local.get $x)
+              (i8x16.shuffle 16 17 18 19 0 1 2 3 4 5 6 7 8 9 10 11 (local.get $x) (v128.const i64x2 0 0))))
+            (local.set $x (i16x8.add (local.get $x)
+              (i8x16.shuffle 16 17 18 19 20 21 22 23 0 1 2 3 4 5 6 7 (local.get $x) (v128.const i64x2 0 0))))
+            (local.set $x (i16x8.add (local.get $x) (local.get $carry)))
+            (v128.store (local.get $p) (local.get $x))
+            (local.set $carry (i8x16.shuffle 14 15 14 15 14 15 14 15 14 15 14 15 14 15 14 15 (local.get $x) (local.get $x)))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (br $simd)))
+        (local.set $acc (i16x8.extract_lane_u 0 (local.get $carry)))
+        (block $tail_done
+          (loop $tail
+            (br_if $tail_done (i32.ge_u (local.get $p) (local.get $end)))
+            (local.set $acc (i32.add (local.get $acc) (i32.load16_u (local.get $p))))
+            (i32.store16 (local.get $p) (local.get $acc))
+            (local.set $p (i32.add (local.get $p) (i32.const 2)))
+            (br $tail)))
+        (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+        (br $next_row))))
 
   ;; TIFF LZW (MSB-first 9–12-bit codes, early change), as lzwDecode in src/decode/codecs.ts.
   ;; Every code is a string already in memory: table entry = (i32 address, i32 length), 8 bytes

@@ -1,8 +1,9 @@
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import type { DecodeOptions } from '../decode/tiff.js';
 import { Preprocessor, type TensorContract } from '../preprocess/preprocessor.js';
 import { wasmKernelAvailable, WasmResizer } from '../preprocess/wasm-resize.js';
 import { prepareCapture, ScratchBuffers, type PreparedData } from './prepare.js';
+import { lowerThreadPriority, type ThreadPriority } from './priority.js';
 
 /**
  * The preparation worker: reading, hashing, decoding and preprocessing run here, so the daemon's
@@ -10,10 +11,13 @@ import { prepareCapture, ScratchBuffers, type PreparedData } from './prepare.js'
  */
 
 export interface PrepareRequest { id: number; file: string; contract: TensorContract; decode: DecodeOptions; tensor?: Float32Array }
-export interface PrepareResponse { id: number; result: PreparedData }
+export type PrepareResponse = { id: number; result: PreparedData } | { id: 0; thread: ThreadPriority | null };
+export interface PrepareWorkerData { niceIncrement?: number }
 
 if (!parentPort) throw new Error('prepare-worker.ts must run as a worker thread');
 const port = parentPort;
+// First: this thread's priority (it yields to inference on shared cores), reported as id 0.
+port.postMessage({ id: 0, thread: lowerThreadPriority((workerData as PrepareWorkerData | null)?.niceIncrement ?? 0) } satisfies PrepareResponse);
 const preprocessors = new Map<string, Preprocessor>();
 // One kernel and one pair of scratch buffers for this thread, shared by every model's preprocessor.
 const kernel = wasmKernelAvailable() ? new WasmResizer() : null;

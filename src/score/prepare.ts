@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { DecodeKernels } from '../decode/kernels.js';
 import { decodeTiff, readCaptureFile, type CaptureBytes, type DecodeOptions, type Scratch } from '../decode/tiff.js';
 import { toXrayError, type ErrorCode } from '../errors.js';
 import type { Preprocessor } from '../preprocess/preprocessor.js';
@@ -42,12 +43,14 @@ export class ScratchBuffers {
   private file = Buffer.allocUnsafeSlow(0);
   private data = new Uint16Array(0);
   private busy = false;
+  private readonly kernels = DecodeKernels.create();
 
   /** With `home`, pixels go into the preprocessor's own memory (no copy there; see pixelBuffer). */
   acquire(home?: Pick<Preprocessor, 'pixelBuffer'>): Scratch | undefined {
     if (this.busy) return undefined;
     this.busy = true;
     return {
+      kernels: this.kernels,
       bytes: (size) => {
         if (this.file.length < size) this.file = Buffer.allocUnsafeSlow(size);
         return this.file.subarray(0, size);

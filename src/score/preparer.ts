@@ -4,7 +4,8 @@ import { XrayError } from '../errors.js';
 import type { TensorContract } from '../preprocess/preprocessor.js';
 import { compiledWorkerUrl } from '../worker-url.js';
 import type { PreparedData } from './prepare.js';
-import type { PrepareRequest, PrepareResponse } from './prepare-worker.js';
+import type { PrepareRequest, PrepareResponse, PrepareWorkerData } from './prepare-worker.js';
+import type { ThreadPriority } from './priority.js';
 
 /** Main-thread handle on the preparation worker (one request at a time per capture). */
 export class Preparer {
@@ -14,13 +15,27 @@ export class Preparer {
   private stopped = false;
   /** How many times the worker was restarted after dying (a capture that crashes it gets an error row). */
   restarts = 0;
+  /** The worker thread's priority as it reported it (null: left as the process's). */
+  thread: ThreadPriority | null = null;
 
+  /** `niceIncrement`: how much lower than the process's the worker's CPU priority is (0–19). */
+  constructor(private readonly niceIncrement = 0) {}
+
+  /** Starts the worker; resolves once it runs (has reported its priority) or has exited. */
   async start(): Promise<void> {
     if (this.worker) return;
     // geotiff imports `web-worker`, which in a worker thread destructures `workerData`: give it an
-    // empty object (no `mod`), and it behaves as on the main thread.
-    const worker = new Worker(compiledWorkerUrl(import.meta.url, './prepare-worker.js'), { workerData: {} });
+    // object without `mod`, and it behaves as on the main thread.
+    const data: PrepareWorkerData = { niceIncrement: this.niceIncrement };
+    const worker = new Worker(compiledWorkerUrl(import.meta.url, './prepare-worker.js'), { workerData: data });
+    let running!: () => void;
+    const started = new Promise<void>((resolve) => (running = resolve));
     worker.on('message', (m: PrepareResponse) => {
+      if ('thread' in m) {
+        this.thread = m.thread;
+        running();
+        return;
+      }
       this.pending.get(m.id)?.resolve(m.result);
       this.pending.delete(m.id);
     });
@@ -30,6 +45,7 @@ export class Preparer {
     };
     worker.on('error', (err) => fail(`error: ${err.message}`));
     worker.on('exit', (code) => {
+      running();
       if (this.worker === worker) this.worker = null;
       fail(`exited with code ${code}`);
       if (!this.stopped) {
@@ -39,6 +55,7 @@ export class Preparer {
       }
     });
     this.worker = worker;
+    await started;
   }
 
   async stop(): Promise<void> {

@@ -9,6 +9,7 @@ import type { Manifest } from '../model/manifest.js';
 import { Preprocessor, type TensorContract } from '../preprocess/preprocessor.js';
 import type { PreparedData } from './prepare.js';
 import { Preparer } from './preparer.js';
+import type { ThreadPriority } from './priority.js';
 
 export interface ModelRef {
   name: string;
@@ -61,6 +62,8 @@ export interface ScorerOptions {
   intraOpThreads?: number;
   /** Let ONNX Runtime's threads spin-wait (default false). */
   intraOpSpinning?: boolean;
+  /** CPU priority of the preparation thread below the process's, in niceness steps (default 0). */
+  prepareNiceness?: number;
   /** GPU for the cuda / tensorrt providers. */
   deviceId?: number;
 }
@@ -113,7 +116,7 @@ export class Scorer {
     const bundle = await loadBundle(await resolveBundleDir(modelPath));
     const engine = new InferenceEngine();
     await engine.start();
-    const preparer = new Preparer();
+    const preparer = new Preparer(options.prepareNiceness ?? 0);
     await preparer.start();
     try {
       const m = bundle.manifest;
@@ -127,6 +130,11 @@ export class Scorer {
       await preparer.stop();
       throw err;
     }
+  }
+
+  /** The preparation thread's priority as it reported it. */
+  get prepareThread(): ThreadPriority | null {
+    return this.preparer.thread;
   }
 
   get bundle(): Bundle {

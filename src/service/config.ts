@@ -26,6 +26,8 @@ export const ConfigSchema = z.strictObject({
     poll: z.boolean().default(false),
     follow_symlinks: z.boolean().default(false),
     rescan_s: z.number().min(0.2).max(86_400).default(60),
+    /** How far below the daemon's CPU priority decoding + preprocessing run (niceness steps). */
+    prepare_niceness: z.number().int().min(0).max(19).default(10),
   }),
   model: z.strictObject({
     dir: z.string().min(1),
@@ -89,8 +91,8 @@ export interface Config extends RawConfig {
 }
 
 /** How every model of this station is opened (daemon start, sync, operator switches). */
-export function scorerOptions(c: Config): { providers: RawConfig['model']['providers']; decode: { maxPixels: number }; intraOpThreads?: number; intraOpSpinning: boolean; deviceId: number } {
-  return { providers: c.model.providers, decode: { maxPixels: c.capture.max_pixels }, intraOpThreads: c.model.intra_op_threads, intraOpSpinning: c.model.intra_op_spinning, deviceId: c.model.device_id };
+export function scorerOptions(c: Config): { providers: RawConfig['model']['providers']; decode: { maxPixels: number }; intraOpThreads?: number; intraOpSpinning: boolean; deviceId: number; prepareNiceness: number } {
+  return { providers: c.model.providers, decode: { maxPixels: c.capture.max_pixels }, intraOpThreads: c.model.intra_op_threads, intraOpSpinning: c.model.intra_op_spinning, deviceId: c.model.device_id, prepareNiceness: c.capture.prepare_niceness };
 }
 
 export class ConfigError extends Error {

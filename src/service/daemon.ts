@@ -87,7 +87,9 @@ export class Daemon {
     const m = scorer.bundle;
     store.modelActivated({ name: m.manifest.name, version: m.manifest.version, sha256: m.modelSha256, dir: m.dir });
     store.event('model', `loaded ${m.manifest.name} v${m.manifest.version} on ${scorer.load.provider}`, { dir: m.dir });
-    this.logger.info({ model: scorer.modelRef, provider: scorer.load.provider, warmupMs: Math.round(scorer.load.warmupMs) }, 'model loaded');
+    this.logger.info({ model: scorer.modelRef, provider: scorer.load.provider, warmupMs: Math.round(scorer.load.warmupMs), prepareThread: scorer.prepareThread }, 'model loaded');
+    const thread = scorer.prepareThread;
+    if (thread && 'error' in thread) this.logger.warn({ error: thread.error }, 'could not lower the preparation thread\'s priority; it competes with inference at full priority');
     if (m.manifest.untrained) this.logger.warn('the active model is the UNTRAINED demo model: its verdicts mean nothing');
     step();
 
