@@ -184,9 +184,9 @@
   ;; at $tab + 8·code; codes 0–255 point at 256 bytes 0..255 kept at $tab + 32768 (so literals and
   ;; strings take the same path, without a hard-to-predict branch between them). The entry a code
   ;; adds is the previous code's string where it was just written, one byte longer (locals).
-  ;; Codes come from a 64-bit buffer refilled 4 bytes at a time. Copies move 8 bytes at a time
-  ;; where source and target are 8 or more apart, so up to 7 bytes past $cap are written: the
-  ;; caller leaves room. $tab needs 32768 + 264 bytes. Returns the bytes written, or −1 (a code
+  ;; Codes come from a 64-bit buffer refilled 4 bytes at a time. Copies move 16 bytes at a time
+  ;; where source and target are 16 or more apart, so up to 15 bytes past $cap are written: the
+  ;; caller leaves room. $tab needs 32768 + 272 bytes. Returns the bytes written, or −1 (a code
   ;; before any string was defined) or −2 (a code beyond the table).
   (func (export "lzw") (param $src i32) (param $n i32) (param $out i32) (param $cap i32) (param $tab i32) (result i32)
     (local $next i32) (local $width i32) (local $limit i32) (local $hasOld i32) (local $oldPos i32) (local $oldLen i32)
@@ -268,15 +268,19 @@
         (local.set $oldPos (local.get $to))
         (local.set $oldLen (local.get $len))
         (local.set $op (i32.add (local.get $op) (local.get $cnt)))
-        (if (i32.ge_u (i32.sub (local.get $to) (local.get $from)) (i32.const 8))
+        (if (i32.ge_u (i32.sub (local.get $to) (local.get $from)) (i32.const 16))
           (then
-            (loop $copy8
-              (i64.store (local.get $to) (i64.load (local.get $from)))
-              (local.set $from (i32.add (local.get $from) (i32.const 8)))
-              (local.set $to (i32.add (local.get $to) (i32.const 8)))
-              (br_if $copy8 (i32.lt_u (local.get $to) (local.get $end)))))
+            ;; most strings are shorter than 16 bytes: one 16-byte move, the loop only for longer
+            (v128.store (local.get $to) (v128.load (local.get $from)))
+            (if (i32.gt_u (local.get $cnt) (i32.const 16))
+              (then
+                (loop $copy16
+                  (local.set $from (i32.add (local.get $from) (i32.const 16)))
+                  (local.set $to (i32.add (local.get $to) (i32.const 16)))
+                  (v128.store (local.get $to) (v128.load (local.get $from)))
+                  (br_if $copy16 (i32.lt_u (i32.add (local.get $to) (i32.const 16)) (local.get $end)))))))
           (else
-            ;; closer than 8 (a run): byte by byte; for the code just added (KwKwK) source and
+            ;; closer than 16 (a run): byte by byte; for the code just added (KwKwK) source and
             ;; target overlap by one byte, which a forward copy handles
             (block $copied
               (loop $copy1
