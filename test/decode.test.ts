@@ -61,6 +61,13 @@ describe('LZW in WebAssembly equals the JavaScript decoder', () => {
     const stream = tif.subarray(off);
     expect(run(stream, 300 * 200 * 2).length).toBe(300 * 200 * 2 * 2);
     run(stream, 1000);
+    // long strings and runs (flat areas, repeating ramps): multi-chunk copies, overlapping ones
+    for (const fill of [(i: number) => 1000, (i: number) => (i % 40) * 3, (i: number) => (i >> 7) & 0xfff]) {
+      const data = Uint16Array.from({ length: 300 * 200 }, (_, i) => fill(i));
+      const t = encodeTiff16(300, 200, data, { compression: 'lzw', rowsPerStrip: 200 });
+      const o = t.readUInt32LE(t.indexOf(Buffer.from([0x11, 0x01, 0x04, 0x00]), 8) + 8);
+      expect(run(t.subarray(o), data.byteLength)).toBe(Buffer.from(data.buffer).toString('hex')); // the pixels themselves (little-endian host and file)
+    }
     // garbage: random bytes, many seeds
     let seed = 1;
     const rand = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
