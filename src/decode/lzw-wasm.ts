@@ -25,7 +25,7 @@ export class WasmLzw {
   /** Decodes one block into `dst` (at most its length); returns the bytes written. */
   decodeInto(src: Uint8Array, dst: Uint8Array): number {
     const out = SRC + ((src.length + 15) & ~15);
-    const end = out + dst.length + 16; // the kernel may write up to 15 bytes past the end
+    const end = out + dst.length + 4096 + 16; // the kernel may write up to 4096 + 15 bytes past the end
     const mem = this.k.memory;
     if (end > mem.buffer.byteLength) mem.grow(Math.ceil((end - mem.buffer.byteLength) / 65536));
     new Uint8Array(mem.buffer, SRC, src.length).set(src);

@@ -185,13 +185,13 @@
   ;; strings take the same path, without a hard-to-predict branch between them). The entry a code
   ;; adds is the previous code's string where it was just written, one byte longer (locals).
   ;; Codes come from a 64-bit buffer refilled 4 bytes at a time. Copies move 16 bytes at a time
-  ;; where source and target are 16 or more apart, so up to 15 bytes past $cap are written: the
-  ;; caller leaves room. $tab needs 32768 + 272 bytes. Returns the bytes written, or −1 (a code
+  ;; where source and target are 16 or more apart, and the last string is not cut at $cap, so up
+  ;; to 4096 + 15 bytes past $cap are written: the caller leaves room. $tab needs 32768 + 272 bytes. Returns the bytes written, or −1 (a code
   ;; before any string was defined) or −2 (a code beyond the table).
   (func (export "lzw") (param $src i32) (param $n i32) (param $out i32) (param $cap i32) (param $tab i32) (result i32)
     (local $next i32) (local $width i32) (local $limit i32) (local $hasOld i32) (local $oldPos i32) (local $oldLen i32)
     (local $op i32) (local $buf i64) (local $bits i32) (local $ip i32) (local $code i32) (local $len i32)
-    (local $entry i64) (local $from i32) (local $to i32) (local $cnt i32) (local $end i32) (local $w i32)
+    (local $entry i64) (local $from i32) (local $to i32) (local $end i32) (local $w i32)
     ;; the literal strings
     (block $lit_done
       (loop $lit
@@ -260,19 +260,18 @@
         (local.set $entry (i64.load (i32.add (local.get $tab) (i32.shl (local.get $code) (i32.const 3)))))
         (local.set $from (i32.wrap_i64 (local.get $entry)))
         (local.set $len (i32.wrap_i64 (i64.shr_u (local.get $entry) (i64.const 32))))
-        (local.set $cnt (local.get $len))
-        (if (i32.gt_u (local.get $cnt) (i32.sub (local.get $cap) (local.get $op)))
-          (then (local.set $cnt (i32.sub (local.get $cap) (local.get $op)))))
+        ;; not cut at $cap here (a compare off the critical path): the last string may run
+        ;; up to 4095 bytes past it, into room the caller leaves; the count returned is cut
         (local.set $to (i32.add (local.get $out) (local.get $op)))
-        (local.set $end (i32.add (local.get $to) (local.get $cnt)))
+        (local.set $end (i32.add (local.get $to) (local.get $len)))
         (local.set $oldPos (local.get $to))
         (local.set $oldLen (local.get $len))
-        (local.set $op (i32.add (local.get $op) (local.get $cnt)))
+        (local.set $op (i32.add (local.get $op) (local.get $len)))
         (if (i32.ge_u (i32.sub (local.get $to) (local.get $from)) (i32.const 16))
           (then
             ;; most strings are shorter than 16 bytes: one 16-byte move, the loop only for longer
             (v128.store (local.get $to) (v128.load (local.get $from)))
-            (if (i32.gt_u (local.get $cnt) (i32.const 16))
+            (if (i32.gt_u (local.get $len) (i32.const 16))
               (then
                 (loop $copy16
                   (local.set $from (i32.add (local.get $from) (i32.const 16)))
@@ -295,5 +294,5 @@
             (local.set $limit (i32.sub (i32.shl (i32.const 1) (local.get $width)) (i32.const 1)))))
         (local.set $hasOld (i32.const 1))
         (br $main)))
-    (local.get $op))
+    (select (local.get $cap) (local.get $op) (i32.gt_u (local.get $op) (local.get $cap))))
 )
