@@ -15,10 +15,11 @@ import { synthElectrode } from '../tools/synth.js';
 import { encodeTiff16, type WriteOptions } from '../tools/tiff-writer.js';
 
 /**
- * `npm run bench [-- --runs N] [--no-infer] [--vs-python]`: per-stage medians on synthetic
+ * `npm run bench [-- --runs N] [--rounds R] [--no-infer] [--vs-python]`: per-stage medians on synthetic
  * 1145×2072 captures for each encoding, with the full-size demo model, beside a bare
  * `session.run` on the same tensor in this process; `--vs-python` runs the Python/OpenCV
- * reference (src/bench/reference.py) on the same files. Compare ratios within one run: this
+ * reference (src/bench/reference.py) on the same files, in rounds alternating with ours (default
+ * 3 with `--vs-python`). Compare ratios within one run: this
  * machine is shared and noisy.
  */
 
@@ -48,37 +49,51 @@ async function main(): Promise<void> {
     ['deflate + predictor', { compression: 'deflate', predictor: true }],
   ];
   console.log(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
-  console.log(`capture 1145×2072 → model input ${bundle.manifest.input.height}×${bundle.manifest.input.width}, conversion ${bundle.manifest.preprocess.conversion}, ${runs} runs, medians in ms\n`);
-  console.log(`| encoding | file MB | decode | convert + resize + normalise | decode + preprocess |${vsPython ? ' Python/OpenCV | ratio |' : ''}`);
-  console.log(`|---|---|---|---|---|${vsPython ? '---|---|' : ''}`);
+  const rounds = Number(args[args.indexOf('--rounds') + 1]) || (vsPython ? 3 : 1);
+  console.log(`capture 1145×2072 → model input ${bundle.manifest.input.height}×${bundle.manifest.input.width}, conversion ${bundle.manifest.preprocess.conversion}, ${rounds} round(s) of ${runs} runs; in ms, the median over rounds of each round's median\n`);
   // Preallocated, as the reference's array is (the daemon reuses the buffers the worker returns).
   let tensor: Float32Array = new Float32Array(3 * bundle.manifest.input.height * bundle.manifest.input.width);
-  for (const [name, options] of encodings) {
+  const files = await Promise.all(encodings.map(async ([name, options]) => {
     const file = join(dir, `${name.replace(/\W+/g, '_')}.tif`);
     const bytes = encodeTiff16(img.width, img.height, img.data, { rowsPerStrip: 16, ...options });
     await writeFile(file, bytes);
-    const decode: number[] = [];
-    const prep: number[] = [];
-    const scratch = new ScratchBuffers(); // as in the preparation worker: buffers reused capture after capture
-    for (let i = 0; i < runs + 1; i++) {
-      const t0 = performance.now();
-      const reuse = scratch.acquire(pre);
-      const image = await decodeTiff((await readCaptureFile(file, {}, reuse)).bytes, {}, reuse);
-      scratch.release();
-      const t1 = performance.now();
-      tensor = pre.run(image, tensor).tensor;
-      const t2 = performance.now();
-      if (i > 0) { decode.push(t1 - t0); prep.push(t2 - t1); } // the first run warms the JIT
+    return { name, file, mb: bytes.length / 1e6, decode: [] as number[], prep: [] as number[], total: [] as number[], python: [] as number[] };
+  }));
+  // Rounds alternate ours and the reference over all files, so drift on this shared machine
+  // (minutes of it) reaches both sides alike.
+  for (let r = 0; r < rounds; r++) {
+    for (const f of files) {
+      const decode: number[] = [];
+      const prep: number[] = [];
+      const scratch = new ScratchBuffers(); // as in the preparation worker: buffers reused capture after capture
+      for (let i = 0; i < runs + 1; i++) {
+        const t0 = performance.now();
+        const reuse = scratch.acquire(pre);
+        const image = await decodeTiff((await readCaptureFile(f.file, {}, reuse)).bytes, {}, reuse);
+        scratch.release();
+        const t1 = performance.now();
+        tensor = pre.run(image, tensor).tensor;
+        const t2 = performance.now();
+        if (i > 0) { decode.push(t1 - t0); prep.push(t2 - t1); } // the first run warms the JIT
+      }
+      f.decode.push(median(decode));
+      f.prep.push(median(prep));
+      f.total.push(median(decode.map((d, i) => d + prep[i])));
     }
-    const ours = median(decode.map((d, i) => d + prep[i]));
-    let extra = '';
     if (vsPython) {
-      // The reference runs right after ours on the same file, so both see the same machine state.
       const bounds = bundle.manifest.preprocess.bounds!;
-      const py = JSON.parse(execFileSync(PYTHON, [REFERENCE, String(runs), String(bounds.min), String(bounds.max), file], { encoding: 'utf8' })) as Record<string, number>;
-      extra = ` ${fmt(py[file])} | ${(ours / py[file]).toFixed(2)} |`;
+      const py = JSON.parse(execFileSync(PYTHON, [REFERENCE, String(runs), String(bounds.min), String(bounds.max), ...files.map((f) => f.file)], { encoding: 'utf8' })) as Record<string, number>;
+      for (const f of files) f.python.push(py[f.file]);
     }
-    console.log(`| ${name} | ${(bytes.length / 1e6).toFixed(1)} | ${fmt(median(decode))} | ${fmt(median(prep))} | ${fmt(ours)} |${extra}`);
+  }
+  console.log(`| encoding | file MB | decode | convert + resize + normalise | decode + preprocess |${vsPython ? ' Python/OpenCV | ratio | ratio per round |' : ''}`);
+  console.log(`|---|---|---|---|---|${vsPython ? '---|---|---|' : ''}`);
+  for (const f of files) {
+    const ours = median(f.total);
+    const extra = vsPython
+      ? ` ${fmt(median(f.python))} | ${(ours / median(f.python)).toFixed(2)} | ${f.total.map((t, i) => (t / f.python[i]).toFixed(2)).join(', ')} |`
+      : '';
+    console.log(`| ${f.name} | ${f.mb.toFixed(1)} | ${fmt(median(f.decode))} | ${fmt(median(f.prep))} | ${fmt(ours)} |${extra}`);
   }
   if (withInfer) {
     const m = bundle.manifest;
