@@ -34,6 +34,10 @@ interface InFlight {
   /** The model this capture was prepared for; it is also the one that scores it. */
   scorer: Scorer;
   prepared: Promise<Prepared>;
+  /** The preparation's result once it is there. */
+  ready: Prepared | null;
+  /** Its inference, once started. */
+  scoring: Promise<ScoreResult> | null;
 }
 
 const MODEL_FAILURES = new Set(['INFER_FAILED', 'INFER_NON_FINITE', 'INFER_WORKER_EXITED']);
@@ -151,7 +155,8 @@ export class Pipeline {
 
   private async run(): Promise<void> {
     let current: InFlight | null = null;
-    while (this.running) {
+    // On stop, a capture already in inference is still recorded.
+    while (this.running || current?.scoring) {
       if (!current) {
         this.applySwap(); // nothing in flight: the safe moment to switch models
         const row = this.next(null);
@@ -161,28 +166,28 @@ export class Pipeline {
           });
           continue;
         }
-        current = { row, scorer: this.scorer, prepared: this.prepare(this.scorer, row.file_path) };
+        current = this.launch(this.scorer, row);
       }
       const prepared = await current.prepared;
-      if (this.deferIfIncomplete(prepared)) {
-        current = null;
-        continue;
+      if (!current.scoring) {
+        if (!this.admit(prepared)) {
+          current = null;
+          continue;
+        }
+        current.scoring = current.scorer.complete(prepared);
       }
-      this.deferred.delete(prepared.file);
-      if (prepared.sha256 && this.ctx.store.auditedBySha(prepared.file, prepared.sha256)) {
-        this.ctx.store.dequeue(prepared.file);
-        this.counts.skipped++;
-        this.ctx.logger.info({ file: prepared.file }, 'already audited (same content); not scored again');
-        current = null;
-        continue;
-      }
-      const scoring = current.scorer.complete(prepared);
       // Prepare the next capture on this thread while the worker runs inference (unless a model
       // switch is waiting: then the next capture is prepared for the new model).
       const nextRow: QueueRow | null = this.running && !this.pendingSwap ? this.next(current.row.file_path) : null;
-      const nextPrepared: Promise<Prepared> | null = nextRow ? this.prepare(current.scorer, nextRow.file_path) : null;
-      const result = await scoring;
+      let next: InFlight | null = nextRow ? this.launch(current.scorer, nextRow) : null;
+      const result = await current.scoring;
       this.trackModelHealth(result, current.scorer);
+      // Keep the inference worker busy: the next capture (prepared meanwhile) goes into inference
+      // before this one is recorded, so the record's fsync is not a gap between inferences.
+      if (next?.ready && this.running) {
+        if (this.admit(next.ready)) next.scoring = next.scorer.complete(next.ready);
+        else next = null;
+      }
       try {
         this.record(current.row, current.scorer, prepared, result);
         if (this.recordError) {
@@ -198,8 +203,30 @@ export class Pipeline {
         this.ctx.logger.error({ err: (err as Error).message, file: current.row.file_path }, 'could not record verdict; will retry');
         await new Promise((r) => setTimeout(r, 1000));
       }
-      current = nextRow && nextPrepared ? { row: nextRow, scorer: current.scorer, prepared: nextPrepared } : null;
+      current = next;
     }
+  }
+
+  /** Starts preparing `row` for `scorer`. */
+  private launch(scorer: Scorer, row: QueueRow): InFlight {
+    const flight: InFlight = { row, scorer, prepared: this.prepare(scorer, row.file_path), ready: null, scoring: null };
+    void flight.prepared.then((p) => {
+      flight.ready = p;
+    });
+    return flight;
+  }
+
+  /** The checks before inference: false when the capture is not scored now (deferred, or already audited). */
+  private admit(prepared: Prepared): boolean {
+    if (this.deferIfIncomplete(prepared)) return false;
+    this.deferred.delete(prepared.file);
+    if (prepared.sha256 && this.ctx.store.auditedBySha(prepared.file, prepared.sha256)) {
+      this.ctx.store.dequeue(prepared.file);
+      this.counts.skipped++;
+      this.ctx.logger.info({ file: prepared.file }, 'already audited (same content); not scored again');
+      return false;
+    }
+    return true;
   }
 
   /** Stage 1, after checking that the path does not lead out of the capture folder. */
