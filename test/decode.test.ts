@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { decodeTiffFile } from '../src/decode/tiff.js';
+import { decodeTiffFile } from '../src/decode/capture-file.js';
 import { makeKit, readNpy, tempDir, type KitEntry } from './helpers.js';
 
 describe('TIFF decoding of files written by other tools', () => {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeTiffFile } from '../src/decode/tiff.js';
+import { decodeTiffFile } from '../src/decode/capture-file.js';
 import { percentiles16 } from '../src/convert/percentile.js';
 import { cli, pythonInline, tempDir } from './helpers.js';
 

@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { decodeTiffFile, DEFAULT_MAX_PIXELS } from '../decode/tiff.js';
+import { decodeTiffFile } from '../decode/capture-file.js';
+import { DEFAULT_MAX_PIXELS } from '../decode/tiff.js';
 import { XrayError } from '../errors.js';
 import type { Provider } from '../infer/messages.js';
 import { defaultDemoDir, ensureDemoModel } from '../model/demo/demo-model.js';

@@ -1,5 +1,3 @@
-import { closeSync, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
-import { fsPath } from '../capture/names.js';
 import { fromArrayBuffer, getDecoder } from 'geotiff';
 import { XrayError, toXrayError } from '../errors.js';
 import { canDecodeInto, LzwBlockDecoder, registerCodecs } from './codecs.js';
@@ -38,54 +36,6 @@ const COMPRESSION_NAMES: Record<number, string> = {
   2: 'CCITT RLE', 3: 'CCITT G3', 4: 'CCITT G4', 6: 'old JPEG', 7: 'JPEG', 34887: 'LERC', 34925: 'LZMA',
   50000: 'Zstd', 50001: 'WebP', 34712: 'JPEG 2000',
 };
-
-/** A capture file's bytes and what identifies it on disk. */
-export interface CaptureBytes {
-  bytes: Buffer;
-  size: number;
-  mtimeMs: number;
-}
-
-/**
- * Reads a capture, refusing non-files and files larger than the pixel limit could need. The I/O
- * is synchronous: its callers run off the daemon's event loop (the preparation worker, CLI tools),
- * and five trips through the thread pool (stat, open, fstat, read, close) cost more than the read
- * of a 4.7 MB capture from the page cache (~1 ms).
- */
-export async function readCaptureFile(path: string, options: DecodeOptions = {}, scratch?: Scratch): Promise<CaptureBytes> {
-  let fd: number | null = null;
-  try {
-    // Even uncompressed, a file within the pixel limit is no larger than this: refuse before reading.
-    const limit = (options.maxPixels ?? DEFAULT_MAX_PIXELS) * 2 + 64 * 1024 * 1024;
-    const acceptable = (info: Stats): void => {
-      if (!info.isFile()) throw new Error(`${path} is not a regular file`);
-      if (info.size > limit) throw new XrayError('TIFF_TOO_LARGE', `file is ${info.size} bytes, more than ${limit} for the pixel limit`);
-    };
-    // Checked before opening (opening a FIFO would block) and again on what was opened (the
-    // path may have been replaced in between).
-    acceptable(statSync(fsPath(path)));
-    fd = openSync(fsPath(path), 'r');
-    const opened = fstatSync(fd);
-    acceptable(opened);
-    // its own ArrayBuffer: geotiff takes it without a copy
-    const bytes = scratch ? scratch.bytes(opened.size) : Buffer.allocUnsafeSlow(opened.size);
-    let got = 0;
-    while (got < bytes.length) {
-      const n = readSync(fd, bytes, got, bytes.length - got, got);
-      if (n === 0) break; // shrank meanwhile: what was there is what we decode
-      got += n;
-    }
-    return { bytes: got === bytes.length ? bytes : bytes.subarray(0, got), size: got, mtimeMs: opened.mtimeMs };
-  } catch (err) {
-    throw toXrayError(err, 'FILE_UNREADABLE');
-  } finally {
-    if (fd !== null) closeSync(fd);
-  }
-}
-
-export async function decodeTiffFile(path: string, options: DecodeOptions = {}): Promise<Gray16Image> {
-  return decodeTiff((await readCaptureFile(path, options)).bytes, options);
-}
 
 /**
  * Decodes the first page of a single-sample 16-bit unsigned TIFF. geotiff parses the directory

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { DecodeKernels } from '../decode/kernels.js';
-import { decodeTiff, readCaptureFile, type CaptureBytes, type DecodeOptions, type Scratch } from '../decode/tiff.js';
+import { readCaptureFile, type CaptureBytes } from '../decode/capture-file.js';
+import { decodeTiff, type DecodeOptions, type Scratch } from '../decode/tiff.js';
 import { toXrayError, type ErrorCode } from '../errors.js';
 import type { Preprocessor } from '../preprocess/preprocessor.js';
 

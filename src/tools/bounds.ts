@@ -1,6 +1,6 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeTiffFile } from '../decode/tiff.js';
+import { decodeTiffFile } from '../decode/capture-file.js';
 import { toXrayError, type ErrorCode } from '../errors.js';
 import { histogram16, percentilesFromHistogram } from '../convert/percentile.js';
 
