@@ -103,7 +103,7 @@ async function main(): Promise<void> {
   const singles = db.prepare(`SELECT decode_ms AS d, preprocess_ms AS p, infer_ms AS i, total_ms AS t FROM inspections WHERE file_path LIKE '%single-%'`).all() as Array<{ d: number; p: number; i: number; t: number }>;
   const mid = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
   const own = singles.map((r) => r.t).sort((a, b) => a - b);
-  // and of the burst's captures: inference as the worker timed it
+  // and of the burst's captures: inference as the daemon times it (handed to the worker → result back: infer_ms)
   const burstInfer = mid((db.prepare(`SELECT infer_ms AS i FROM inspections WHERE file_path NOT LIKE '%single-%'`).all() as Array<{ i: number }>).map((r) => r.i));
   // idle: nothing queued, 10 s
   const idle0 = process.cpuUsage();
@@ -126,8 +126,8 @@ async function main(): Promise<void> {
   console.log(`| rate | ${(1000 / perCapture).toFixed(3)}/s = ${(bare / perCapture).toFixed(3)}× bare rate |`);
   console.log(`| single capture, queue empty: read → verdict (total_ms, median of ${own.length}) | ${own[own.length >> 1].toFixed(0)} ms = ${(own[own.length >> 1] / bare).toFixed(3)}× bare |`);
   console.log(`| single capture: file written → verdict published, incl. the watcher's settle wait (median of 5) | ${single[2].toFixed(0)} ms |`);
-  console.log(`| single capture, medians: read + decode / preprocess / inference (worker) / total | ${mid(singles.map((r) => r.d)).toFixed(0)} / ${mid(singles.map((r) => r.p)).toFixed(0)} / ${mid(singles.map((r) => r.i)).toFixed(0)} / ${mid(own).toFixed(0)} ms |`);
-  console.log(`| burst: inference as the worker timed it (median) | ${burstInfer.toFixed(0)} ms = ${(burstInfer / bare).toFixed(3)}× bare |`);
+  console.log(`| single capture, medians: read + decode / preprocess / inference (infer_ms) / total | ${mid(singles.map((r) => r.d)).toFixed(0)} / ${mid(singles.map((r) => r.p)).toFixed(0)} / ${mid(singles.map((r) => r.i)).toFixed(0)} / ${mid(own).toFixed(0)} ms |`);
+  console.log(`| burst: inference, handed to the worker → result back (infer_ms, median) | ${burstInfer.toFixed(0)} ms = ${(burstInfer / bare).toFixed(3)}× bare |`);
   console.log(`| peak RSS (process) | ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB |`);
   console.log(`| event loop delay during the burst: p99 / max | ${(lag.percentile(99) / 1e6).toFixed(1)} / ${(lag.max / 1e6).toFixed(1)} ms |`);
   console.log(`| process CPU during the burst (all threads) | ${((cpuBurst.user + cpuBurst.system) / 1000 / burstMs * 100).toFixed(1)} % of a core |`);
