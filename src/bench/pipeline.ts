@@ -116,6 +116,22 @@ async function main(): Promise<void> {
   await rm(root, { recursive: true, force: true });
 
   const bareAfter = await bareMs(10);
+  // The same bare session after pauses like a single capture's (~0.4 s idle before each run):
+  // how much of the single-capture figure is inference starting cold.
+  const bareCold = await (async () => {
+    const s = await ort.InferenceSession.create(join(model, 'model.onnx'), { executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
+    const feeds = { [m.input.name]: new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.1), shape) };
+    await s.run(feeds);
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 400));
+      const t0 = performance.now();
+      await s.run(feeds);
+      times.push(performance.now() - t0);
+    }
+    await s.release();
+    return times.sort((a, b) => a - b)[2];
+  })();
   const bare = (bareBefore + bareAfter) / 2;
   const perCapture = burstMs / n;
   console.log(`capture.prepare_niceness: ${config.capture.prepare_niceness}, model.intra_op_spinning: ${config.model.intra_op_spinning}`);
@@ -126,6 +142,7 @@ async function main(): Promise<void> {
   console.log(`| rate | ${(1000 / perCapture).toFixed(3)}/s = ${(bare / perCapture).toFixed(3)}× bare rate |`);
   console.log(`| single capture, queue empty: read → verdict (total_ms, median of ${own.length}) | ${own[own.length >> 1].toFixed(0)} ms = ${(own[own.length >> 1] / bare).toFixed(3)}× bare |`);
   console.log(`| single capture: file written → verdict published, incl. the watcher's settle wait (median of 5) | ${single[2].toFixed(0)} ms |`);
+  console.log(`| bare session.run after a 0.4 s pause (median of 5) | ${bareCold.toFixed(0)} ms = ${(bareCold / bare).toFixed(3)}× bare |`);
   console.log(`| single capture, medians: read + decode / preprocess / inference (infer_ms) / total | ${mid(singles.map((r) => r.d)).toFixed(0)} / ${mid(singles.map((r) => r.p)).toFixed(0)} / ${mid(singles.map((r) => r.i)).toFixed(0)} / ${mid(own).toFixed(0)} ms |`);
   console.log(`| burst: inference, handed to the worker → result back (infer_ms, median) | ${burstInfer.toFixed(0)} ms = ${(burstInfer / bare).toFixed(3)}× bare |`);
   console.log(`| peak RSS (process) | ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB |`);
