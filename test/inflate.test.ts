@@ -1,6 +1,6 @@
 import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { Inflater } from '../src/decode/inflate.js';
+import { Inflater, TESTED_NODE_MAJORS } from '../src/decode/inflate.js';
 
 /** Same bytes, lengths and error codes from the reused native stream and from inflateSync. */
 describe('Inflater (reused zlib stream, straight into place)', () => {
@@ -27,8 +27,8 @@ describe('Inflater (reused zlib stream, straight into place)', () => {
   const data = Uint8Array.from({ length: 36_640 }, (_, i) => (i % 3 === 0 ? rand() : i & 0xff));
   const stream = deflateSync(data);
 
-  it('uses the native stream on this Node', () => {
-    expect(reused.reusing).toBe(true);
+  it('uses the native stream on the Node versions it was tested on, inflateSync elsewhere', () => {
+    expect(reused.reusing).toBe(TESTED_NODE_MAJORS.includes(Number(process.versions.node.split('.')[0])));
     expect(fallback.reusing).toBe(false);
   });
 

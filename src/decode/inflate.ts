@@ -9,8 +9,9 @@ import { XrayError, oneLine } from '../errors.js';
  * of a capture) and returns a fresh Buffer we then copy into place: 16–19 ms per capture against
  * 12 ms this way (docs/performance.md, D21). Node has no public API to reset and reuse a
  * synchronous stream, so this drives the stream's native handle (`_handle.writeSync`, the call
- * `inflateSync` itself makes) where the running Node has one, checked at start; elsewhere it
- * falls back to `inflateSync` with the same results and errors (tested both ways).
+ * `inflateSync` itself makes) on the Node versions it was tested on (`TESTED_NODE_MAJORS`) where
+ * the handle is there; elsewhere it falls back to `inflateSync` with the same results and errors
+ * (tested both ways).
  */
 
 interface NativeHandle {
@@ -18,6 +19,13 @@ interface NativeHandle {
   reset(): void;
   onerror: (message: string, errno: number) => void;
 }
+
+/**
+ * Node majors whose zlib handle this was tested on. A changed `writeSync` contract would not throw
+ * but abort the process (the binding CHECKs its arguments), so other versions use `inflateSync`
+ * until tested (test/inflate.test.ts) and added here.
+ */
+export const TESTED_NODE_MAJORS = [20];
 
 /** Room for the check that a block does not go on past the bytes it may fill. */
 const PROBE = new Uint8Array(16);
@@ -75,6 +83,7 @@ export class Inflater {
 
   private open(): NativeHandle | null {
     if (this.handle || !this.reuse) return this.handle;
+    if (!TESTED_NODE_MAJORS.includes(Number(process.versions.node.split('.')[0]))) return null;
     const stream = zlib.createInflate() as zlib.Inflate & { _handle?: NativeHandle; _writeState?: Uint32Array };
     const handle = stream._handle;
     const state = stream._writeState;
