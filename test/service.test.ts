@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cli, PYTHON, ROOT, tempDir } from './helpers.js';
+import { cli, ROOT, tempDir } from './helpers.js';
 import Sqlite from 'better-sqlite3';
-import { DaemonProcess, freePort, makeStation, Mosquitto, until } from './station.js';
+import { DaemonProcess, freePort, makeStation, Mosquitto, notifyListener, until } from './station.js';
 
 const cleanups: Array<() => Promise<unknown> | void> = [];
 afterEach(async () => {
@@ -18,23 +17,18 @@ describe('systemd integration (a real NOTIFY_SOCKET)', () => {
     await broker.start();
     cleanups.push(() => broker.stop());
     const station = makeStation({ port });
-    const socketPath = join(station.root, 'notify.sock');
-    const listener = spawn(PYTHON, [join(ROOT, 'test/tools/notify_listener.py'), socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
-    cleanups.push(() => { listener.kill('SIGKILL'); });
-    let heard = '';
-    listener.stdout.on('data', (d: Buffer) => { heard += d.toString(); });
-    await until(() => heard.includes('LISTENING'), 10_000, 'listener');
-    const daemon = new DaemonProcess(station.config, { NOTIFY_SOCKET: socketPath, WATCHDOG_USEC: '600000' });
+    const notify = await notifyListener(join(station.root, 'notify.sock'), cleanups);
+    const daemon = new DaemonProcess(station.config, { NOTIFY_SOCKET: notify.socketPath, WATCHDOG_USEC: '600000' });
     cleanups.push(() => daemon.stop('SIGKILL'));
     daemon.start();
-    await until(() => /READY=1/.test(heard), 30_000, 'READY=1');
-    expect(heard).toMatch(/READY=1\|STATUS=scored 0/);
+    await until(() => /READY=1/.test(notify.heard), 30_000, 'READY=1');
+    expect(notify.heard).toMatch(/READY=1\|STATUS=scored 0/);
     // READY comes after the database, the model and the watcher
     expect(daemon.output).toMatch(/watching the capture folder/);
-    await until(() => (heard.match(/WATCHDOG=1/g) ?? []).length >= 3, 10_000, 'three WATCHDOG=1');
+    await until(() => (notify.heard.match(/WATCHDOG=1/g) ?? []).length >= 3, 10_000, 'three WATCHDOG=1');
     expect(await daemon.stop('SIGTERM')).toBe(0);
-    await until(() => /STOPPING=1/.test(heard), 5000, 'STOPPING=1');
-    const lines = heard.trim().split('\n');
+    await until(() => /STOPPING=1/.test(notify.heard), 5000, 'STOPPING=1');
+    const lines = notify.heard.trim().split('\n');
     expect(lines.findIndex((l) => l.startsWith('READY=1'))).toBeLessThan(lines.findIndex((l) => l.includes('STOPPING=1')));
   });
 });

@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { CLI, tempDir, cli } from './helpers.js';
+import { CLI, PYTHON, ROOT, tempDir, cli } from './helpers.js';
 
 /** Test rig for the daemon: a real mosquitto, a real daemon process, a real MQTT subscriber. */
 
@@ -162,4 +162,17 @@ export async function until(check: () => boolean, timeoutMs: number, what: strin
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(50);
   }
+}
+
+/**
+ * A real NOTIFY_SOCKET (test/tools/notify_listener.py) at `socketPath`, what systemd would read;
+ * `heard` is everything received so far. Started and listening when this resolves.
+ */
+export async function notifyListener(socketPath: string, cleanups: Array<() => unknown>): Promise<{ socketPath: string; readonly heard: string }> {
+  const listener = spawn(PYTHON, [join(ROOT, 'test/tools/notify_listener.py'), socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  cleanups.push(() => { listener.kill('SIGKILL'); });
+  let heard = '';
+  listener.stdout!.on('data', (d: Buffer) => { heard += d.toString(); });
+  await until(() => heard.includes('LISTENING'), 10_000, 'notify listener');
+  return { socketPath, get heard() { return heard; } };
 }

@@ -1,10 +1,10 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { PYTHON, ROOT, tempDir } from '../helpers.js';
-import { DaemonProcess, Subscriber, until } from '../station.js';
+import { tempDir } from '../helpers.js';
+import { DaemonProcess, notifyListener, Subscriber, until } from '../station.js';
 import { auditRows, capture, countLoss, makeStation, report, sleep, brokerAndWitness, cleanupsAfterEach, delivered } from './rig.js';
 
 /**
@@ -34,13 +34,8 @@ it.skipIf(!canUnshare)('the database disk fills up: error reported, nothing lost
   const station = makeStation({ port, settleMs: 200, extra: '  status_interval_s: 1\n' });
   const data = join(station.root, 'data');
   mkdirSync(data);
-  const socketPath = join(station.root, 'notify.sock');
-  const listener = spawn(PYTHON, [join(ROOT, 'test/tools/notify_listener.py'), socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
-  cleanups.push(() => { listener.kill('SIGKILL'); });
-  let heard = '';
-  listener.stdout.on('data', (d: Buffer) => { heard += d.toString(); });
-  await until(() => heard.includes('LISTENING'), 10_000, 'notify listener');
-  const daemon = new DaemonProcess(station.config, { NOTIFY_SOCKET: socketPath, WATCHDOG_USEC: '1000000' },
+  const notify = await notifyListener(join(station.root, 'notify.sock'), cleanups);
+  const daemon = new DaemonProcess(station.config, { NOTIFY_SOCKET: notify.socketPath, WATCHDOG_USEC: '1000000' },
     [...UNSHARE, 'sh', '-c', 'mount -t tmpfs -o size=4m tmpfs "$0" && exec "$@"', data]);
   cleanups.push(() => daemon.stop('SIGKILL'));
   daemon.start();
@@ -78,7 +73,7 @@ it.skipIf(!canUnshare)('the database disk fills up: error reported, nothing lost
   const fullAt = Date.now();
   await drop(5, 20);
   await until(() => status.status.some((s) => s.error), 30_000, 'an error on the status topic');
-  await until(() => /STATUS=ERROR /.test(heard), 30_000, 'ERROR in systemd STATUS=');
+  await until(() => /STATUS=ERROR /.test(notify.heard), 30_000, 'ERROR in systemd STATUS=');
   const errorOnStatus = status.status.find((s) => s.error)?.error;
   const cpu0 = cpuSeconds(pid);
   await sleep(10_000);

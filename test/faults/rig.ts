@@ -3,6 +3,7 @@ import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
 import { afterEach } from 'vitest';
+import { prng } from '../../src/tools/random.js';
 import { encodeTiff16 } from '../../src/tools/tiff-writer.js';
 import { synthElectrode } from '../../src/tools/synth.js';
 import { ROOT } from '../helpers.js';
@@ -183,12 +184,5 @@ export { makeStation, sleep };
 
 /** Deterministic pseudo-random numbers (a run can be repeated with XRAY_QC_FAULTS_SEED). */
 export function rng(seed = Number(process.env.XRAY_QC_FAULTS_SEED ?? 20261126)): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return prng(seed);
 }
