@@ -58,7 +58,7 @@ export class Inflater {
       if (state[0] === 0) {
         // dst is full: the stream must end here (what is left is at most its trailer).
         this.write(handle, src, src.length - state[1], state[1], PROBE);
-        if (state[0] < PROBE.length) throw new XrayError('TIFF_CORRUPT_DATA', `deflate block inflates past its declared ${dst.length} bytes`);
+        if (state[0] < PROBE.length) throw pastDeclared(dst.length);
       }
       handle.reset();
       return written;
@@ -78,7 +78,7 @@ export class Inflater {
   private write(handle: NativeHandle, src: Uint8Array, at: number, n: number, dst: Uint8Array): void {
     this.error = null;
     handle.writeSync(zlib.constants.Z_FINISH, src, at, n, dst, 0, dst.length);
-    if (this.error !== null) throw new XrayError('TIFF_CORRUPT_DATA', `deflate block: ${oneLine(this.error)}`);
+    if (this.error !== null) throw corrupt(this.error);
   }
 
   private open(): NativeHandle | null {
@@ -106,12 +106,13 @@ export class Inflater {
     try {
       out = zlib.inflateSync(src, { maxOutputLength: Math.max(dst.length, 1) });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-        throw new XrayError('TIFF_CORRUPT_DATA', `deflate block inflates past its declared ${dst.length} bytes`);
-      }
-      throw new XrayError('TIFF_CORRUPT_DATA', `deflate block: ${oneLine((err as Error).message)}`);
+      throw (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? pastDeclared(dst.length) : corrupt((err as Error).message);
     }
     dst.set(out.subarray(0, Math.min(out.length, dst.length)));
     return Math.min(out.length, dst.length);
   }
 }
+
+/** The two ways a block fails, worded the same on both paths. */
+const pastDeclared = (bytes: number): XrayError => new XrayError('TIFF_CORRUPT_DATA', `deflate block inflates past its declared ${bytes} bytes`);
+const corrupt = (zlibMessage: string): XrayError => new XrayError('TIFF_CORRUPT_DATA', `deflate block: ${oneLine(zlibMessage)}`);

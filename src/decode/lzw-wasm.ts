@@ -1,5 +1,5 @@
 import { XrayError } from '../errors.js';
-import { kernelModule } from '../preprocess/wasm-resize.js';
+import { kernelInstance, reserve } from '../preprocess/wasm-resize.js';
 
 /**
  * TIFF LZW in the WebAssembly kernel (kernel.wat `lzw`): the same algorithm and the same errors
@@ -19,15 +19,14 @@ export class WasmLzw {
   private readonly k: Exports;
 
   constructor() {
-    this.k = new WebAssembly.Instance(kernelModule(), {}).exports as unknown as Exports;
+    this.k = kernelInstance<Exports>();
   }
 
   /** Decodes one block into `dst` (at most its length); returns the bytes written. */
   decodeInto(src: Uint8Array, dst: Uint8Array): number {
     const out = SRC + ((src.length + 15) & ~15);
-    const end = out + dst.length + 4096 + 16; // the kernel may write up to 4096 + 15 bytes past the end
     const mem = this.k.memory;
-    if (end > mem.buffer.byteLength) mem.grow(Math.ceil((end - mem.buffer.byteLength) / 65536));
+    reserve(mem, out + dst.length + 4096 + 16); // the kernel may write up to 4096 + 15 bytes past the end
     new Uint8Array(mem.buffer, SRC, src.length).set(src);
     const n = this.k.lzw(SRC, src.length, out, dst.length, TAB);
     if (n === -1) throw new XrayError('TIFF_CORRUPT_DATA', 'LZW code before any string was defined');

@@ -1,10 +1,10 @@
-import { kernelModule } from '../preprocess/wasm-resize.js';
+import { kernelInstance, reserve } from '../preprocess/wasm-resize.js';
 
 /**
  * The TIFF horizontal predictor undone in the WebAssembly kernel (kernel.wat `unpredict16`, SIMD
  * prefix sums): the same result as `undoHorizontalPredictor` in tiff.ts, ~4× faster
  * (docs/performance.md). Blocks are copied through the instance's memory (a strip is ~36 KB, in
- * cache). One instance per decode.
+ * cache). One instance per thread (DecodeKernels).
  */
 interface Exports {
   memory: WebAssembly.Memory;
@@ -15,14 +15,14 @@ export class WasmPredictor {
   private readonly k: Exports;
 
   constructor() {
-    this.k = new WebAssembly.Instance(kernelModule(), {}).exports as unknown as Exports;
+    this.k = kernelInstance<Exports>();
   }
 
   /** Undoes predictor 2 on `rows` rows of `width` samples at the start of `block`, in place. */
   undo(block: Uint16Array, width: number, rows: number): void {
     const n = width * rows;
     const mem = this.k.memory;
-    if (n * 2 + 16 > mem.buffer.byteLength) mem.grow(Math.ceil((n * 2 + 16 - mem.buffer.byteLength) / 65536));
+    reserve(mem, n * 2 + 16);
     const inside = new Uint16Array(mem.buffer, 0, n);
     inside.set(block.subarray(0, n));
     this.k.unpredict16(0, width, rows);

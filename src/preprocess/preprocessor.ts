@@ -23,11 +23,6 @@ export interface Preprocessed {
 }
 
 /**
- * convert → resize → normalise, for one model. Tables that depend only on the model (the
- * global lookup table, the per-channel normalisation tables) are built once; the resize plan is
- * cached per source size.
- */
-/**
  * Normalisation of an 8-bit value v for channel c, in float32 as the reference pipeline does it
  * (NumPy, float32 mean/std): f32(f32(v · scale_c) + shift_c), scale_c = 1 / (255 · std_c),
  * shift_c = −mean_c / std_c, each rounded to float32. Equal to (v/255 − mean)/std within an ulp.
@@ -41,7 +36,7 @@ export function normalisation(mean: number, std: number): { scale: number; shift
 /**
  * convert → resize → normalise, for one model. Tables that depend only on the model (the
  * global lookup table, the per-channel normalisation) are built once; the resize plan is cached
- * per source size. The WebAssembly kernel does the work where it can (`useWasm`), the
+ * per source size. The WebAssembly kernel does the work where it can (`WasmResizer`), the
  * JavaScript path otherwise (identity and exact-2× sizes, the 8-bit planes for `--png`).
  */
 export class Preprocessor {

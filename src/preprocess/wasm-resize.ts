@@ -24,6 +24,16 @@ export function kernelModule(): WebAssembly.Module {
   return compiled;
 }
 
+/** A fresh instance of the kernel module (its own memory), typed as the caller uses it. */
+export function kernelInstance<E>(): E {
+  return new WebAssembly.Instance(kernelModule(), {}).exports as unknown as E;
+}
+
+/** Grows a kernel's memory to at least `end` bytes (contents kept; views on the old buffer go stale). */
+export function reserve(memory: WebAssembly.Memory, end: number): void {
+  if (end > memory.buffer.byteLength) memory.grow(Math.ceil((end - memory.buffer.byteLength) / 65536));
+}
+
 /** True where the runtime has WebAssembly SIMD (Node ≥ 16.4); else the JavaScript path is used. */
 export function wasmKernelAvailable(): boolean {
   try {
@@ -102,7 +112,7 @@ export class WasmResizer {
   private blocks = 0;
 
   constructor() {
-    this.k = new WebAssembly.Instance(kernelModule(), {}).exports as unknown as Exports;
+    this.k = kernelInstance<Exports>();
   }
 
   /**
@@ -111,7 +121,7 @@ export class WasmResizer {
    */
   pixels(count: number, dw: number): Uint16Array {
     const l = layout(count, Math.min(count, 65536), dw);
-    this.reserve(l.end);
+    reserve(this.k.memory, l.end);
     return new Uint16Array(this.k.memory.buffer, l.DATA, count);
   }
 
@@ -124,7 +134,7 @@ export class WasmResizer {
     const mem = this.k.memory;
     // A capture decoded into `pixels()` is already in place (growing keeps it there).
     const inPlace = data.buffer === mem.buffer && data.byteOffset === l.DATA && data.length === sw * sh;
-    this.reserve(l.end);
+    reserve(mem, l.end);
     if (lut !== this.lastLut) {
       new Uint8Array(mem.buffer, l.LUT, 65536).set(lut);
       this.lastLut = lut;
@@ -153,11 +163,5 @@ export class WasmResizer {
           for (let c = 0; c < n; c++) out.set(new Float32Array(mem.buffer, OUT + c * chunkPlane, count), channels[c].offset + first * dw);
         }
       });
-  }
-
-  /** Grows the memory to `end` bytes (contents kept; views on the old buffer go stale). */
-  private reserve(end: number): void {
-    const mem = this.k.memory;
-    if (end > mem.buffer.byteLength) mem.grow(Math.ceil((end - mem.buffer.byteLength) / 65536));
   }
 }
