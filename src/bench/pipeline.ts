@@ -27,25 +27,31 @@ async function main(): Promise<void> {
   const niceAt = args.indexOf('--nice');
   const niceness = niceAt >= 0 ? Number(args[niceAt + 1]) : undefined;
   const spinning = args.includes('--spin');
-  const n = Number(args.find((a, i) => /^\d+$/.test(a) && i !== niceAt + 1)) || 100;
+  const n = Number(args.find((a, i) => /^\d+$/.test(a) && (niceAt < 0 || i !== niceAt + 1))) || 100;
   const root = await mkdtemp(join(tmpdir(), 'xray-qc-bench-pipeline-'));
   const model = await ensureDemoModel(defaultDemoDir());
   const m = (await loadBundle(model)).manifest;
   const shape = [1, 3, m.input.height, m.input.width];
 
   // Bare inference on this machine, same model, same process: measured before and after the
-  // burst (the machine is shared; the mean of the two is the reference).
-  const bareMs = async (runs: number): Promise<number> => {
+  // burst (the machine is shared; the mean of the two is the reference). Each run's time, after
+  // a warm-up run; `pauseMs` idle before each (as between single captures).
+  const bareRuns = async (runs: number, pauseMs = 0): Promise<number[]> => {
     const bare = await ort.InferenceSession.create(join(model, 'model.onnx'), { executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
-    const x = new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.1);
-    await bare.run({ [m.input.name]: new ort.Tensor('float32', x, shape) });
-    const t0 = performance.now();
-    for (let i = 0; i < runs; i++) await bare.run({ [m.input.name]: new ort.Tensor('float32', x, shape) });
-    const ms = (performance.now() - t0) / runs;
+    const feeds = { [m.input.name]: new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.1), shape) };
+    await bare.run(feeds);
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      if (pauseMs) await new Promise((r) => setTimeout(r, pauseMs));
+      const t0 = performance.now();
+      await bare.run(feeds);
+      times.push(performance.now() - t0);
+    }
     await bare.release();
-    return ms;
+    return times;
   };
-  const bareBefore = await bareMs(10);
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const bareBefore = mean(await bareRuns(10));
 
   const broker = await Aedes.createBroker();
   const server = createServer(broker.handle);
@@ -115,23 +121,10 @@ async function main(): Promise<void> {
   server.close();
   await rm(root, { recursive: true, force: true });
 
-  const bareAfter = await bareMs(10);
+  const bareAfter = mean(await bareRuns(10));
   // The same bare session after pauses like a single capture's (~0.4 s idle before each run):
   // how much of the single-capture figure is inference starting cold.
-  const bareCold = await (async () => {
-    const s = await ort.InferenceSession.create(join(model, 'model.onnx'), { executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
-    const feeds = { [m.input.name]: new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.1), shape) };
-    await s.run(feeds);
-    const times: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      await new Promise((r) => setTimeout(r, 400));
-      const t0 = performance.now();
-      await s.run(feeds);
-      times.push(performance.now() - t0);
-    }
-    await s.release();
-    return times.sort((a, b) => a - b)[2];
-  })();
+  const bareCold = [...(await bareRuns(5, 400))].sort((x, y) => x - y)[2];
   const bare = (bareBefore + bareAfter) / 2;
   const perCapture = burstMs / n;
   console.log(`capture.prepare_niceness: ${config.capture.prepare_niceness}, model.intra_op_spinning: ${config.model.intra_op_spinning}`);
