@@ -123,17 +123,16 @@ async function main(): Promise<void> {
   // run after the same kind of pause: pairs, so the ratio is taken at the same moment.
   const single: number[] = [];
   const pairs: number[] = [];
-  const singleNames: string[] = [];
+  const totalOf = db.prepare('SELECT total_ms AS t FROM inspections WHERE file_path LIKE ?');
   for (let i = 0; i < 7; i++) {
     const img = synthElectrode(9000 + i, null, { width: 1145, height: 2072 });
     const bytes = encodeTiff16(img.width, img.height, img.data, { compression: 'deflate', predictor: true });
     await new Promise((r) => setTimeout(r, 400));
     const t0 = performance.now();
-    singleNames.push(`single-${i}.tif`);
     await writeFile(join(captures, `single-${i}.tif`), bytes);
     await untilPublished(n * rounds + i + 1, 5);
     single.push(performance.now() - t0);
-    const row = db.prepare(`SELECT total_ms AS t FROM inspections WHERE file_path LIKE ?`).get(`%single-${i}.tif`) as { t: number };
+    const row = totalOf.get(`%single-${i}.tif`) as { t: number };
     pairs.push(row.t / (await bareRuns(1, 400))[0]);
   }
   // the daemon's own capture → verdict time of those (read … inference done: total_ms)
