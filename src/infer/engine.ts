@@ -12,22 +12,21 @@ export interface LoadResult {
 export interface InferResult {
   output: Float32Array;
   ms: number;
-  /** The input tensor, handed back by the worker for reuse. */
-  input: Float32Array;
+  /** A transferred input tensor, handed back for reuse (null for one in shared memory: it never left). */
+  input: Float32Array | null;
 }
 
 /**
  * Main-thread handle on the inference worker. `load` creates the session (trying providers in
- * order), checks the graph against the manifest and warms it up; `infer` transfers the input
- * tensor's buffer to the worker (no copy) and resolves with the model's output.
+ * order), checks the graph against the manifest and warms it up; `infer` hands the input tensor
+ * to the worker (shared memory stays shared; any other buffer is transferred, not copied) and
+ * resolves with the model's output.
  */
 export class InferenceEngine {
   private worker: Worker | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (r: InferResult) => void; reject: (e: Error) => void }>();
   private readonly pongs = new Map<number, () => void>();
-  /** Receives input buffers that came back with a failed run (successful runs return theirs). */
-  onSpare: ((input: Float32Array) => void) | null = null;
   private loadWaiter: { resolve: (r: LoadResult) => void; reject: (e: Error) => void } | null = null;
 
   async start(): Promise<void> {
@@ -62,7 +61,7 @@ export class InferenceEngine {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.post(worker, { type: 'run', id, input }, [input.buffer as ArrayBuffer]);
+      this.post(worker, { type: 'run', id, input }, input.buffer instanceof SharedArrayBuffer ? [] : [input.buffer as ArrayBuffer]);
     });
   }
 
@@ -108,7 +107,6 @@ export class InferenceEngine {
         this.pending.delete(message.id);
         break;
       case 'run-failed':
-        this.onSpare?.(message.input);
         this.pending.get(message.id)?.reject(new XrayError('INFER_FAILED', message.message));
         this.pending.delete(message.id);
         break;

@@ -14,12 +14,13 @@ export interface GraphContract {
 
 export type ToWorker =
   | { type: 'load'; modelPath: string; providers: Provider[]; graph: GraphContract; intraOpThreads?: number; deviceId?: number; spinning?: boolean }
+  /** `input` in a SharedArrayBuffer stays the sender's (copied in here); any other is transferred and handed back. */
   | { type: 'run'; id: number; input: Float32Array }
   | { type: 'ping'; id: number };
 
 export type FromWorker =
   | { type: 'loaded'; provider: Provider; warnings: string[]; warmupMs: number }
   | { type: 'load-failed'; code: 'MODEL_LOAD_FAILED' | 'MODEL_GRAPH_MISMATCH'; message: string; warnings: string[] }
-  | { type: 'result'; id: number; output: Float32Array; ms: number; input: Float32Array }
-  | { type: 'run-failed'; id: number; message: string; input: Float32Array }
+  | { type: 'result'; id: number; output: Float32Array; ms: number; input: Float32Array | null }
+  | { type: 'run-failed'; id: number; message: string; input: Float32Array | null }
   | { type: 'pong'; id: number };

@@ -12,6 +12,8 @@ if (!parentPort) throw new Error('worker.ts must run as a worker thread');
 const port = parentPort;
 let session: ort.InferenceSession | null = null;
 let graph: GraphContract | null = null;
+/** This thread's copy of a shared input (see `runnable`); the warm-up's buffer to begin with. */
+let own: Float32Array | null = null;
 
 const send = (message: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
 
@@ -66,8 +68,8 @@ async function load(message: Extract<ToWorker, { type: 'load' }>): Promise<void>
       return;
     }
     const started = performance.now();
+    const warm = new Float32Array(3 * message.graph.height * message.graph.width);
     try {
-      const warm = new Float32Array(3 * message.graph.height * message.graph.width);
       const out = await candidate.run({ [message.graph.inputName]: new ort.Tensor('float32', warm, [1, 3, message.graph.height, message.graph.width]) });
       const values = Array.from(out[message.graph.outputName].data as ArrayLike<number>);
       if (!values.every(Number.isFinite)) {
@@ -81,6 +83,7 @@ async function load(message: Extract<ToWorker, { type: 'load' }>): Promise<void>
       continue;
     }
     if (session) await session.release();
+    own = warm;
     session = candidate;
     graph = message.graph;
     send({ type: 'loaded', provider: provider as Provider, warnings, warmupMs: performance.now() - started });
@@ -89,22 +92,37 @@ async function load(message: Extract<ToWorker, { type: 'load' }>): Promise<void>
   send({ type: 'load-failed', code: 'MODEL_LOAD_FAILED', message: warnings.join('; ') || 'no execution provider configured', warnings });
 }
 
+/**
+ * ONNX Runtime takes no tensor in shared memory (`Invalid argument`): one arriving in a
+ * SharedArrayBuffer (the daemon's way: nothing 24 MB large then crosses into the main thread,
+ * whose V8 heap otherwise ran a full collection for the external memory of about every capture)
+ * is copied into this thread's own buffer (~2 ms at 2000×1000). Any other input is used in place
+ * and handed back.
+ */
+function runnable(input: Float32Array): Float32Array {
+  if (!(input.buffer instanceof SharedArrayBuffer)) return input;
+  if (own?.length !== input.length) own = new Float32Array(input.length);
+  own.set(input);
+  return own;
+}
+
 async function run(message: Extract<ToWorker, { type: 'run' }>): Promise<void> {
-  // The input buffer goes back to the main thread with the answer, for the next capture.
   const input = message.input;
+  const handBack = input.buffer instanceof SharedArrayBuffer ? null : input;
+  const transfer = (extra: ArrayBuffer[] = []): ArrayBuffer[] => (handBack ? [...extra, handBack.buffer as ArrayBuffer] : extra);
   if (!session || !graph) {
-    send({ type: 'run-failed', id: message.id, message: 'no model loaded', input }, [input.buffer as ArrayBuffer]);
+    send({ type: 'run-failed', id: message.id, message: 'no model loaded', input: handBack }, transfer());
     return;
   }
   const started = performance.now();
   try {
-    const feeds = { [graph.inputName]: new ort.Tensor('float32', message.input, [1, 3, graph.height, graph.width]) };
+    const feeds = { [graph.inputName]: new ort.Tensor('float32', runnable(input), [1, 3, graph.height, graph.width]) };
     const result = await session.run(feeds, [graph.outputName]);
     const data = result[graph.outputName].data;
     const output = data instanceof Float32Array ? data.slice() : Float32Array.from(data as ArrayLike<number>);
-    send({ type: 'result', id: message.id, output, ms: performance.now() - started, input }, [output.buffer as ArrayBuffer, input.buffer as ArrayBuffer]);
+    send({ type: 'result', id: message.id, output, ms: performance.now() - started, input: handBack }, transfer([output.buffer as ArrayBuffer]));
   } catch (err) {
-    send({ type: 'run-failed', id: message.id, message: (err as Error).message.split('\n')[0], input }, [input.buffer as ArrayBuffer]);
+    send({ type: 'run-failed', id: message.id, message: (err as Error).message.split('\n')[0], input: handBack }, transfer());
   }
 }
 

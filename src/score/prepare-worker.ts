@@ -10,8 +10,11 @@ import { lowerThreadPriority, type ThreadPriority } from './priority.js';
  * event loop (MQTT keep-alives, the watchdog, the watcher) is never blocked by a capture.
  */
 
+/** `tensor` in a SharedArrayBuffer is written in place and not sent back (the sender has it); any other is transferred both ways. */
 export interface PrepareRequest { id: number; file: string; contract: TensorContract; decode: DecodeOptions; tensor?: Float32Array }
-export type PrepareResponse = { id: number; result: PreparedData } | { id: 0; thread: ThreadPriority | null };
+/** A result written into the request's shared tensor comes back with `tensor: null`. */
+export type WireResult = Exclude<PreparedData, { ok: true }> | (Omit<Extract<PreparedData, { ok: true }>, 'tensor'> & { tensor: Float32Array | null });
+export type PrepareResponse = { id: number; result: WireResult } | { id: 0; thread: ThreadPriority | null };
 export interface PrepareWorkerData { niceIncrement?: number }
 
 if (!parentPort) throw new Error('prepare-worker.ts must run as a worker thread');
@@ -33,7 +36,10 @@ port.on('message', (req: PrepareRequest) => {
       preprocessors.set(key, pre);
     }
     const result = await prepareCapture(req.file, pre, req.decode, req.tensor, scratch);
-    const response: PrepareResponse = { id: req.id, result };
-    port.postMessage(response, result.ok ? [result.tensor.buffer as ArrayBuffer] : []);
+    if (result.ok && result.tensor.buffer instanceof SharedArrayBuffer) {
+      port.postMessage({ id: req.id, result: { ...result, tensor: null } } satisfies PrepareResponse);
+    } else {
+      port.postMessage({ id: req.id, result } satisfies PrepareResponse, result.ok ? [result.tensor.buffer as ArrayBuffer] : []);
+    }
   })();
 });

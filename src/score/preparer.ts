@@ -11,7 +11,7 @@ import type { ThreadPriority } from './priority.js';
 export class Preparer {
   private worker: Worker | null = null;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (r: PreparedData) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (r: PreparedData) => void; reject: (e: Error) => void; tensor?: Float32Array }>();
   private stopped = false;
   /** How many times the worker was restarted after dying (a capture that crashes it gets an error row). */
   restarts = 0;
@@ -36,8 +36,12 @@ export class Preparer {
         running();
         return;
       }
-      this.pending.get(m.id)?.resolve(m.result);
+      const p = this.pending.get(m.id);
       this.pending.delete(m.id);
+      const r = m.result;
+      if (!r.ok || r.tensor) p?.resolve(r as PreparedData);
+      else if (p?.tensor) p.resolve({ ...r, tensor: p.tensor }); // written into the shared tensor sent with the request
+      else p?.reject(new XrayError('PREPARE_WORKER_EXITED', 'preparation worker answered without a tensor'));
     });
     const fail = (why: string): void => {
       for (const p of this.pending.values()) p.reject(new XrayError('PREPARE_WORKER_EXITED', `preparation worker ${why}`));
@@ -65,14 +69,18 @@ export class Preparer {
     if (w) await w.terminate();
   }
 
+  /**
+   * `tensor`: where to write the result. One in a SharedArrayBuffer is written in place (nothing
+   * large crosses back into this thread); any other is transferred to the worker and back.
+   */
   prepare(file: string, contract: TensorContract, decode: DecodeOptions, tensor?: Float32Array): Promise<PreparedData> {
     const worker = this.worker;
     if (!worker) return Promise.reject(new XrayError('PREPARE_WORKER_EXITED', 'preparation worker is not running'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, tensor });
       const req: PrepareRequest = { id, file, contract, decode, ...(tensor ? { tensor } : {}) };
-      worker.postMessage(req, tensor ? [tensor.buffer as ArrayBuffer] : []);
+      worker.postMessage(req, tensor && !(tensor.buffer instanceof SharedArrayBuffer) ? [tensor.buffer as ArrayBuffer] : []);
     });
   }
 }

@@ -95,8 +95,15 @@ export class Scorer {
   private readonly engine: InferenceEngine;
   private readonly contract: TensorContract;
   private readonly options: ScorerOptions;
-  /** Input tensors back from the worker, reused (24 MB each at 2000×1000: no page faults per capture). */
-  private readonly spare: Float32Array[] = [];
+  /**
+   * Input tensors in shared memory (24 MB each at 2000×1000), reused capture after capture: the
+   * preparation worker writes one, the inference worker reads it, and nothing that large crosses
+   * into the main thread (where V8 otherwise ran a full collection, with background marking, for
+   * the external memory of about every capture). Free ones here; each lent one maps to the
+   * preparation that holds it (to itself while it is being written) until `complete` or `discard`.
+   */
+  private readonly free: Float32Array[] = [];
+  private readonly lent = new Map<Float32Array, object>();
 
   private constructor(bundle: Bundle, engine: InferenceEngine, private readonly preparer: Preparer, load: LoadResult, options: ScorerOptions) {
     this.currentBundle = bundle;
@@ -104,11 +111,18 @@ export class Scorer {
     this.load = load;
     this.options = options;
     this.contract = contractFor(bundle.manifest);
-    engine.onSpare = (t) => this.recycle(t);
   }
 
-  private recycle(t: Float32Array): void {
-    if (this.spare.length < 2 && t.length === 3 * this.contract.height * this.contract.width) this.spare.push(t);
+  private take(): Float32Array {
+    const t = this.free.pop() ?? new Float32Array(new SharedArrayBuffer(3 * this.contract.height * this.contract.width * Float32Array.BYTES_PER_ELEMENT));
+    this.lent.set(t, t);
+    return t;
+  }
+
+  private giveBack(t: Float32Array, holder: object): void {
+    if (this.lent.get(t) !== holder) return;
+    this.lent.delete(t);
+    if (this.free.length < 2) this.free.push(t);
   }
 
   /** Opens a bundle or a model repository, verifies it and loads it into a warmed-up session. */
@@ -162,27 +176,44 @@ export class Scorer {
    */
   async prepare(file: string): Promise<Prepared> {
     const t0 = performance.now();
+    const tensor = this.take();
     let r: PreparedData;
     try {
-      r = await this.preparer.prepare(file, this.contract, this.options.decode ?? {}, this.spare.pop());
+      r = await this.preparer.prepare(file, this.contract, this.options.decode ?? {}, tensor);
     } catch (err) {
+      this.lent.delete(tensor); // (dropped, not reused: the worker died, perhaps while writing it)
       const e = toXrayError(err, 'PREPARE_WORKER_EXITED');
       return { ok: false, file, capture: null, sha256: null, failure: failed(file, e) };
     }
     if (!r.ok) {
-      // (the spare tensor sent with a failed request stays in the worker and is collected there)
+      this.giveBack(tensor, tensor);
       return { ok: false, file, capture: r.capture, sha256: r.sha256, failure: failed(file, new XrayError(r.code, r.message)) };
     }
-    return { ...r, t0 };
+    const prepared = { ...r, t0 };
+    this.lent.set(tensor, prepared);
+    return prepared;
+  }
+
+  /** A prepared capture that will not be scored (deferred, already audited, stopping): its tensor is free again. */
+  discard(prepared: Prepared): void {
+    if (prepared.ok) this.giveBack(prepared.tensor, prepared);
   }
 
   /** Stage 2: inference in the worker thread, then the decision. */
   async complete(prepared: Prepared): Promise<ScoreResult> {
     if (!prepared.ok) return prepared.failure;
+    if (this.lent.get(prepared.tensor) !== prepared) {
+      // scored or discarded already: its tensor may hold another capture by now
+      return failed(prepared.file, new XrayError('INFER_FAILED', 'this preparation was already scored or discarded; prepare the capture again'));
+    }
     try {
       const t2 = performance.now();
-      const { output, input } = await this.engine.infer(prepared.tensor);
-      this.recycle(input);
+      let output: Float32Array;
+      try {
+        ({ output } = await this.engine.infer(prepared.tensor));
+      } finally {
+        this.giveBack(prepared.tensor, prepared);
+      }
       const t3 = performance.now();
       const m = this.bundle.manifest;
       const p = abnormalProbability(output, m.output.kind, m.output.abnormal_index);

@@ -170,7 +170,7 @@ export class Pipeline {
       }
       const prepared = await current.prepared;
       if (!current.scoring) {
-        if (!this.admit(prepared)) {
+        if (!this.admit(current.scorer, prepared)) {
           current = null;
           continue;
         }
@@ -185,7 +185,7 @@ export class Pipeline {
       // Keep the inference worker busy: the next capture (prepared meanwhile) goes into inference
       // before this one is recorded, so the record's fsync is not a gap between inferences.
       if (next?.ready && this.running) {
-        if (this.admit(next.ready)) next.scoring = next.scorer.complete(next.ready);
+        if (this.admit(next.scorer, next.ready)) next.scoring = next.scorer.complete(next.ready);
         else next = null;
       }
       try {
@@ -205,6 +205,8 @@ export class Pipeline {
       }
       current = next;
     }
+    // Stopping with a capture prepared but not scored: it stays queued; its tensor is freed.
+    if (current) void current.prepared.then((p) => current.scorer.discard(p));
   }
 
   /** Starts preparing `row` for `scorer`. */
@@ -216,11 +218,18 @@ export class Pipeline {
     return flight;
   }
 
-  /** The checks before inference: false when the capture is not scored now (deferred, or already audited). */
-  private admit(prepared: Prepared): boolean {
-    if (this.deferIfIncomplete(prepared)) return false;
+  /**
+   * The checks before inference: false when the capture is not scored now (deferred, or already
+   * audited); its preparation is then discarded.
+   */
+  private admit(scorer: Scorer, prepared: Prepared): boolean {
+    if (this.deferIfIncomplete(prepared)) {
+      scorer.discard(prepared);
+      return false;
+    }
     this.deferred.delete(prepared.file);
     if (prepared.sha256 && this.ctx.store.auditedBySha(prepared.file, prepared.sha256)) {
+      scorer.discard(prepared);
       this.ctx.store.dequeue(prepared.file);
       this.counts.skipped++;
       this.ctx.logger.info({ file: prepared.file }, 'already audited (same content); not scored again');
