@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { XrayError } from '../errors.js';
+import { transferList } from '../transfer.js';
 import { compiledWorkerUrl } from '../worker-url.js';
 import type { FromWorker, GraphContract, Provider, ToWorker } from './messages.js';
 
@@ -61,7 +62,7 @@ export class InferenceEngine {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.post(worker, { type: 'run', id, input }, input.buffer instanceof SharedArrayBuffer ? [] : [input.buffer as ArrayBuffer]);
+      this.post(worker, { type: 'run', id, input }, transferList(input));
     });
   }
 

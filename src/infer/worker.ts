@@ -1,6 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { FromWorker, GraphContract, Provider, ToWorker } from './messages.js';
+import { isShared, transferList } from '../transfer.js';
 import { providerOption } from './providers.js';
 
 /**
@@ -100,7 +101,7 @@ async function load(message: Extract<ToWorker, { type: 'load' }>): Promise<void>
  * and handed back.
  */
 function runnable(input: Float32Array): Float32Array {
-  if (!(input.buffer instanceof SharedArrayBuffer)) return input;
+  if (!isShared(input)) return input;
   if (own?.length !== input.length) own = new Float32Array(input.length);
   own.set(input);
   return own;
@@ -108,10 +109,9 @@ function runnable(input: Float32Array): Float32Array {
 
 async function run(message: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   const input = message.input;
-  const handBack = input.buffer instanceof SharedArrayBuffer ? null : input;
-  const transfer = (extra: ArrayBuffer[] = []): ArrayBuffer[] => (handBack ? [...extra, handBack.buffer as ArrayBuffer] : extra);
+  const handBack = isShared(input) ? null : input;
   if (!session || !graph) {
-    send({ type: 'run-failed', id: message.id, message: 'no model loaded', input: handBack }, transfer());
+    send({ type: 'run-failed', id: message.id, message: 'no model loaded', input: handBack }, transferList(input));
     return;
   }
   const started = performance.now();
@@ -120,9 +120,9 @@ async function run(message: Extract<ToWorker, { type: 'run' }>): Promise<void> {
     const result = await session.run(feeds, [graph.outputName]);
     const data = result[graph.outputName].data;
     const output = data instanceof Float32Array ? data.slice() : Float32Array.from(data as ArrayLike<number>);
-    send({ type: 'result', id: message.id, output, ms: performance.now() - started, input: handBack }, transfer([output.buffer as ArrayBuffer]));
+    send({ type: 'result', id: message.id, output, ms: performance.now() - started, input: handBack }, transferList(output, input));
   } catch (err) {
-    send({ type: 'run-failed', id: message.id, message: (err as Error).message.split('\n')[0], input: handBack }, transfer());
+    send({ type: 'run-failed', id: message.id, message: (err as Error).message.split('\n')[0], input: handBack }, transferList(input));
   }
 }
 

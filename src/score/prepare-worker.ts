@@ -4,6 +4,7 @@ import { Preprocessor, type TensorContract } from '../preprocess/preprocessor.js
 import { wasmKernelAvailable, WasmResizer } from '../preprocess/wasm-resize.js';
 import { prepareCapture, ScratchBuffers, type PreparedData } from './prepare.js';
 import { lowerThreadPriority, type ThreadPriority } from './priority.js';
+import { isShared, transferList } from '../transfer.js';
 
 /**
  * The preparation worker: reading, hashing, decoding and preprocessing run here, so the daemon's
@@ -36,10 +37,10 @@ port.on('message', (req: PrepareRequest) => {
       preprocessors.set(key, pre);
     }
     const result = await prepareCapture(req.file, pre, req.decode, req.tensor, scratch);
-    if (result.ok && result.tensor.buffer instanceof SharedArrayBuffer) {
+    if (result.ok && isShared(result.tensor)) {
       port.postMessage({ id: req.id, result: { ...result, tensor: null } } satisfies PrepareResponse);
     } else {
-      port.postMessage({ id: req.id, result } satisfies PrepareResponse, result.ok ? [result.tensor.buffer as ArrayBuffer] : []);
+      port.postMessage({ id: req.id, result } satisfies PrepareResponse, result.ok ? transferList(result.tensor) : []);
     }
   })();
 });

@@ -3,6 +3,7 @@ import type { DecodeOptions } from '../decode/tiff.js';
 import { XrayError } from '../errors.js';
 import type { TensorContract } from '../preprocess/preprocessor.js';
 import { compiledWorkerUrl } from '../worker-url.js';
+import { transferList } from '../transfer.js';
 import type { PreparedData } from './prepare.js';
 import type { PrepareRequest, PrepareResponse, PrepareWorkerData } from './prepare-worker.js';
 import type { ThreadPriority } from './priority.js';
@@ -80,7 +81,7 @@ export class Preparer {
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, tensor });
       const req: PrepareRequest = { id, file, contract, decode, ...(tensor ? { tensor } : {}) };
-      worker.postMessage(req, tensor && !(tensor.buffer instanceof SharedArrayBuffer) ? [tensor.buffer as ArrayBuffer] : []);
+      worker.postMessage(req, tensor ? transferList(tensor) : []);
     });
   }
 }
