@@ -50,6 +50,11 @@ export class Mosquitto {
     throw new Error('mosquitto did not start');
   }
 
+  /** Freezes (SIGSTOP) or thaws (SIGCONT) the broker: connections stay open, nothing is answered. */
+  pause(on: boolean): void {
+    this.proc?.kill(on ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const p = this.proc;
     this.proc = null;

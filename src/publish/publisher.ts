@@ -32,6 +32,8 @@ export class Publisher {
   private readonly commands = new Map<string, (payload: Buffer) => Promise<unknown>>();
   private readonly retained = new Map<string, string>();
   private failures = 0;
+  /** Set for `resend_delay_ms` after each (re)connect: verdicts wait in the outbox meanwhile. */
+  private hold: NodeJS.Timeout | null = null;
   /** Why the broker is not reachable (null while connected). */
   lastError: string | null = null;
 
@@ -85,11 +87,9 @@ export class Publisher {
       this.publishStatus('online');
       for (const [topic, payload] of this.retained) client.publish(topic, payload, { qos: 1, retain: true });
       if (this.commands.size) client.subscribe([...this.commands.keys()], { qos: 1 });
-      // A backlog waits a moment after a reconnect, so that subscribers reconnecting to the same
-      // restarted broker are subscribed again before it arrives.
-      const backlog = this.store.outboxCount() > 0;
-      if (backlog && m.resend_delay_ms > 0) setTimeout(() => this.kick(), m.resend_delay_ms).unref();
-      else this.kick();
+      // Every verdict — backlog or newly scored — waits a moment after a (re)connect, so that
+      // subscribers reconnecting to the same restarted broker are subscribed again before it arrives.
+      this.holdThenKick(m.resend_delay_ms);
     });
     client.on('message', (topic, payload) => {
       const handler = this.commands.get(topic);
@@ -101,6 +101,7 @@ export class Publisher {
     });
     client.on('close', () => {
       if (this.client) this.logger.warn('MQTT connection closed; verdicts wait in the outbox');
+      this.dropInFlightVerdicts(client);
     });
     client.on('error', (err) => this.onError(client, err as Error & { code?: string | number }));
     this.client = client;
@@ -113,6 +114,7 @@ export class Publisher {
   /** Publishes `stopped` (retained) when connected, then disconnects. */
   async stop(timeoutMs = 3000): Promise<void> {
     if (this.statusTimer) clearInterval(this.statusTimer);
+    if (this.hold) clearTimeout(this.hold);
     const client = this.client;
     if (!client) return;
     if (client.connected) {
@@ -165,13 +167,43 @@ export class Publisher {
     this.lastError = reason;
   }
 
-  /** New rows in the outbox: send them (one flush loop at a time). */
+  /** New rows in the outbox: send them (one flush loop at a time; none while holding). */
   kick(): void {
+    if (this.hold) return; // the hold's timer kicks when it ends
     if (this.flushing) {
       this.flushAgain = true;
       return;
     }
     void this.flush();
+  }
+
+  private holdThenKick(ms: number): void {
+    if (this.hold) clearTimeout(this.hold);
+    this.hold = null;
+    if (ms <= 0) {
+      this.kick();
+      return;
+    }
+    this.hold = setTimeout(() => {
+      this.hold = null;
+      this.kick();
+    }, ms);
+    this.hold.unref();
+  }
+
+  /**
+   * mqtt.js re-sends its in-flight messages at once on reconnect, before our hold, and a PUBACK from
+   * a broker that lost its sessions would mark the verdict published though no subscriber is back.
+   * Take verdicts out of its store instead: their publish fails ('Message removed'), the rows stay
+   * in the outbox and go out, in seq order, when the hold ends.
+   */
+  private dropInFlightVerdicts(client: MqttClient): void {
+    const topics = new Set([this.topics.verdict, this.topics.plain]);
+    for (const id of Object.keys(client.outgoing).map(Number)) {
+      client.outgoingStore.get({ messageId: id }, (err, packet) => {
+        if (!err && packet && 'topic' in packet && topics.has(packet.topic)) client.removeOutgoingMessage(id);
+      });
+    }
   }
 
   publishStatus(state: StationState): void {
