@@ -21,7 +21,8 @@ import { encodeTiff16 } from '../tools/tiff-writer.js';
  * of N captures (default 100) through the whole daemon (watcher, SQLite, MQTT to an embedded
  * broker, the full demo model on the CPU), each between two bare `session.run` blocks in the same
  * process, so that every round is compared with the machine's speed at that time (it drifts by
- * up to 5 % here). Then single captures paired with bare runs, event-loop delay, peak RSS, CPU per
+ * up to 5 % here). A block interleaves a session with ORT defaults (the target's reference) and
+ * one with the daemon's session options (what is left is the pipeline's own cost). Then single captures paired with bare runs, event-loop delay, peak RSS, CPU per
  * thread and idle CPU.
  */
 async function main(): Promise<void> {
@@ -37,10 +38,15 @@ async function main(): Promise<void> {
   const shape = [1, 3, m.input.height, m.input.width];
 
   // Bare inference, same model, same process: each run's time after a warm-up run; `pauseMs`
-  // idle before each (as between single captures).
+  // idle before each (as between single captures). `daemonOptions`: the session options the
+  // daemon's inference worker uses (intra-op spinning off unless --spin) instead of ORT defaults.
+  const session = (daemonOptions: boolean): Promise<ort.InferenceSession> => ort.InferenceSession.create(join(model, 'model.onnx'), {
+    executionProviders: ['cpu'], graphOptimizationLevel: 'all',
+    ...(daemonOptions && !spinning ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } } : {}),
+  });
+  const feeds = { [m.input.name]: new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.1), shape) };
   const bareRuns = async (runs: number, pauseMs = 0): Promise<number[]> => {
-    const bare = await ort.InferenceSession.create(join(model, 'model.onnx'), { executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
-    const feeds = { [m.input.name]: new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.1), shape) };
+    const bare = await session(false);
     await bare.run(feeds);
     const times: number[] = [];
     for (let i = 0; i < runs; i++) {
@@ -51,6 +57,20 @@ async function main(): Promise<void> {
     }
     await bare.release();
     return times;
+  };
+  /** A block of `runs` bare runs with ORT defaults interleaved with `runs` with the daemon's options: their means. */
+  const bareBlock = async (runs: number): Promise<{ defaults: number; daemon: number }> => {
+    const both = [await session(false), await session(true)];
+    for (const s of both) await s.run(feeds);
+    const times: number[][] = [[], []];
+    for (let i = 0; i < 2 * runs; i++) {
+      const which = (i + (i >> 1)) % 2; // 0 1 1 0 0 1 1 0 …: neither goes first more often
+      const t0 = performance.now();
+      await both[which].run(feeds);
+      times[which].push(performance.now() - t0);
+    }
+    for (const s of both) await s.release();
+    return { defaults: mean(times[0]), daemon: mean(times[1]) };
   };
 
   const broker = await Aedes.createBroker();
@@ -80,7 +100,7 @@ async function main(): Promise<void> {
   // When the round's last verdict was acknowledged, from the database (ms resolution): the bench
   // polls slowly, so that its own polling does not compete with inference.
   const lastPublished = db.prepare('SELECT max(published_at) AS t FROM inspections');
-  const results: Array<{ before: number; after: number; burstMs: number }> = [];
+  const results: Array<{ before: number; after: number; burstMs: number; sameBefore: number; sameAfter: number }> = [];
   let cpuMs = 0;
   let burstMsAll = 0;
   const threadCpu = new Map<number, { name: string; nice: number; s: number }>();
@@ -94,7 +114,7 @@ async function main(): Promise<void> {
     await untilPublished(done, 500);
     return Date.parse((lastPublished.get() as { t: string }).t) - t0;
   };
-  let bareNext = mean(await bareRuns(10));
+  let bareNext = await bareBlock(10);
   for (let round = 0; round < rounds; round++) {
     const cpu0 = process.cpuUsage();
     const threads0 = threadTimes();
@@ -108,8 +128,8 @@ async function main(): Promise<void> {
     cpuMs += (cpu.user + cpu.system) / 1000;
     burstMsAll += burstMs;
     const before = bareNext;
-    bareNext = mean(await bareRuns(10));
-    results.push({ before, after: bareNext, burstMs });
+    bareNext = await bareBlock(10);
+    results.push({ before: before.defaults, after: bareNext.defaults, sameBefore: before.daemon, sameAfter: bareNext.daemon, burstMs });
   }
   // Event-loop delay in a burst of its own: sampling it every 10 ms costs the main thread ~6 ms
   // of CPU per capture, which would count against the daemon in the rounds above.
@@ -160,12 +180,13 @@ async function main(): Promise<void> {
   await rm(root, { recursive: true, force: true });
 
   console.log(`capture.prepare_niceness: ${config.capture.prepare_niceness}, model.intra_op_spinning: ${config.model.intra_op_spinning}; ${rounds} round(s) of ${n} captures (deflate+predictor, 1145×2072)`);
-  console.log(`| round | bare session.run before / after, ms | burst, written → all published | per capture vs bare (≤ 1.03) | rate vs bare (≥ 0.97) |\n|---|---|---|---|---|`);
+  console.log(`| round | bare session.run before / after, ms | burst, written → all published | per capture vs bare (≤ 1.03) | rate vs bare (≥ 0.97) | bare with the daemon's session options, before / after | per capture vs that |\n|---|---|---|---|---|---|---|`);
   const perCapture = results.map((r) => r.burstMs / n / ((r.before + r.after) / 2));
+  const perCaptureSame = results.map((r) => r.burstMs / n / ((r.sameBefore + r.sameAfter) / 2));
   results.forEach((r, i) => {
-    console.log(`| ${i + 1} | ${r.before.toFixed(0)} / ${r.after.toFixed(0)} | ${(r.burstMs / 1000).toFixed(1)} s | ${perCapture[i].toFixed(3)} | ${(1 / perCapture[i]).toFixed(3)} |`);
+    console.log(`| ${i + 1} | ${r.before.toFixed(0)} / ${r.after.toFixed(0)} | ${(r.burstMs / 1000).toFixed(1)} s | ${perCapture[i].toFixed(3)} | ${(1 / perCapture[i]).toFixed(3)} | ${r.sameBefore.toFixed(0)} / ${r.sameAfter.toFixed(0)} | ${perCaptureSame[i].toFixed(3)} |`);
   });
-  console.log(`| median of the rounds | | | **${mid(perCapture).toFixed(3)}** | **${(1 / mid(perCapture)).toFixed(3)}** |`);
+  console.log(`| median of the rounds | | | **${mid(perCapture).toFixed(3)}** | **${(1 / mid(perCapture)).toFixed(3)}** | | ${mid(perCaptureSame).toFixed(3)} |`);
   console.log(`\n| figure | value |\n|---|---|`);
   console.log(`| single capture, queue empty: read → verdict (total_ms) / the bare run after it, median of ${pairs.length} pairs | ${mid(pairs).toFixed(3)} (pairs ${pairs.map((x) => x.toFixed(3)).join(', ')}) |`);
   console.log(`| single capture: file written → verdict published, incl. the watcher's settle wait (median of ${single.length}) | ${mid(single).toFixed(0)} ms |`);
