@@ -22,8 +22,9 @@ import { encodeTiff16 } from '../tools/tiff-writer.js';
  * broker, the full demo model on the CPU), each between two bare `session.run` blocks in the same
  * process, so that every round is compared with the machine's speed at that time (it drifts by
  * up to 5 % here). A block interleaves a session with ORT defaults (the target's reference) and
- * one with the daemon's session options (what is left is the pipeline's own cost). Then single captures paired with bare runs, event-loop delay, peak RSS, CPU per
- * thread and idle CPU.
+ * one with the daemon's session options (what is left is the pipeline's own cost). Then
+ * event-loop delay in a burst of its own, single captures paired with bare runs, peak RSS, CPU
+ * per thread and idle CPU.
  */
 async function main(): Promise<void> {
   const args = process.argv.slice(2);

@@ -114,13 +114,16 @@ export class Publisher {
   /** Publishes `stopped` (retained) when connected, then disconnects. */
   async stop(timeoutMs = 3000): Promise<void> {
     if (this.statusTimer) clearInterval(this.statusTimer);
+    // Stopping during a hold sends nothing more (subscribers may not be back yet); `hold` stays
+    // set, so that nothing is kicked from here on.
+    const holding = this.hold !== null;
     if (this.hold) clearTimeout(this.hold);
     const client = this.client;
     if (!client) return;
     if (client.connected) {
       // Give the last verdicts a moment to be acknowledged; what remains is re-sent after restart.
       const deadline = performance.now() + timeoutMs;
-      while (client.connected && this.store.outboxCount() > 0 && performance.now() < deadline) {
+      while (!holding && client.connected && this.store.outboxCount() > 0 && performance.now() < deadline) {
         this.kick();
         await new Promise((r) => setTimeout(r, 50));
       }
