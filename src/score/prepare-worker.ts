@@ -4,17 +4,16 @@ import { Preprocessor, type TensorContract } from '../preprocess/preprocessor.js
 import { wasmKernelAvailable, WasmResizer } from '../preprocess/wasm-resize.js';
 import { prepareCapture, ScratchBuffers, type PreparedData } from './prepare.js';
 import { lowerThreadPriority, type ThreadPriority } from './priority.js';
-import { isShared, transferList } from '../transfer.js';
 
 /**
  * The preparation worker: reading, hashing, decoding and preprocessing run here, so the daemon's
  * event loop (MQTT keep-alives, the watchdog, the watcher) is never blocked by a capture.
  */
 
-/** `tensor` in a SharedArrayBuffer is written in place and not sent back (the sender has it); any other is transferred both ways. */
-export interface PrepareRequest { id: number; file: string; contract: TensorContract; decode: DecodeOptions; tensor?: Float32Array }
-/** A result written into the request's shared tensor comes back with `tensor: null`. */
-export type WireResult = Exclude<PreparedData, { ok: true }> | (Omit<Extract<PreparedData, { ok: true }>, 'tensor'> & { tensor: Float32Array | null });
+/** `tensor`, in a SharedArrayBuffer, is written in place and not sent back (the sender has it). */
+export interface PrepareRequest { id: number; file: string; contract: TensorContract; decode: DecodeOptions; tensor: Float32Array }
+/** A result without its tensor: that is the request's, written in place. */
+export type WireResult = Exclude<PreparedData, { ok: true }> | Omit<Extract<PreparedData, { ok: true }>, 'tensor'>;
 export type PrepareResponse = { id: number; result: WireResult } | { id: 0; thread: ThreadPriority | null };
 export interface PrepareWorkerData { niceIncrement?: number }
 
@@ -37,10 +36,11 @@ port.on('message', (req: PrepareRequest) => {
       preprocessors.set(key, pre);
     }
     const result = await prepareCapture(req.file, pre, req.decode, req.tensor, scratch);
-    if (result.ok && isShared(result.tensor)) {
-      port.postMessage({ id: req.id, result: { ...result, tensor: null } } satisfies PrepareResponse);
+    if (result.ok) {
+      const { tensor: _inPlace, ...rest } = result;
+      port.postMessage({ id: req.id, result: rest } satisfies PrepareResponse);
     } else {
-      port.postMessage({ id: req.id, result } satisfies PrepareResponse, result.ok ? transferList(result.tensor) : []);
+      port.postMessage({ id: req.id, result } satisfies PrepareResponse);
     }
   })();
 });

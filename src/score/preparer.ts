@@ -3,7 +3,7 @@ import type { DecodeOptions } from '../decode/tiff.js';
 import { XrayError } from '../errors.js';
 import type { TensorContract } from '../preprocess/preprocessor.js';
 import { compiledWorkerUrl } from '../worker-url.js';
-import { transferList } from '../transfer.js';
+import { isShared } from '../transfer.js';
 import type { PreparedData } from './prepare.js';
 import type { PrepareRequest, PrepareResponse, PrepareWorkerData } from './prepare-worker.js';
 import type { ThreadPriority } from './priority.js';
@@ -12,7 +12,7 @@ import type { ThreadPriority } from './priority.js';
 export class Preparer {
   private worker: Worker | null = null;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (r: PreparedData) => void; reject: (e: Error) => void; tensor?: Float32Array }>();
+  private readonly pending = new Map<number, { resolve: (r: PreparedData) => void; reject: (e: Error) => void; tensor: Float32Array }>();
   private stopped = false;
   /** How many times the worker was restarted after dying (a capture that crashes it gets an error row). */
   restarts = 0;
@@ -40,9 +40,8 @@ export class Preparer {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
       const r = m.result;
-      if (!r.ok || r.tensor) p?.resolve(r as PreparedData);
-      else if (p?.tensor) p.resolve({ ...r, tensor: p.tensor }); // written into the shared tensor sent with the request
-      else p?.reject(new XrayError('PREPARE_WORKER_EXITED', 'preparation worker answered without a tensor'));
+      if (!p) return;
+      p.resolve(r.ok ? { ...r, tensor: p.tensor } : r); // written into the shared tensor sent with the request
     });
     const fail = (why: string): void => {
       for (const p of this.pending.values()) p.reject(new XrayError('PREPARE_WORKER_EXITED', `preparation worker ${why}`));
@@ -71,17 +70,17 @@ export class Preparer {
   }
 
   /**
-   * `tensor`: where to write the result. One in a SharedArrayBuffer is written in place (nothing
-   * large crosses back into this thread); any other is transferred to the worker and back.
+   * `tensor`: where the worker writes the result, in a SharedArrayBuffer (D24): nothing large
+   * crosses back into this thread.
    */
-  prepare(file: string, contract: TensorContract, decode: DecodeOptions, tensor?: Float32Array): Promise<PreparedData> {
+  prepare(file: string, contract: TensorContract, decode: DecodeOptions, tensor: Float32Array): Promise<PreparedData> {
+    if (!isShared(tensor)) return Promise.reject(new TypeError('the preparation tensor must be in a SharedArrayBuffer'));
     const worker = this.worker;
     if (!worker) return Promise.reject(new XrayError('PREPARE_WORKER_EXITED', 'preparation worker is not running'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, tensor });
-      const req: PrepareRequest = { id, file, contract, decode, ...(tensor ? { tensor } : {}) };
-      worker.postMessage(req, tensor ? transferList(tensor) : []);
+      worker.postMessage({ id, file, contract, decode, tensor } satisfies PrepareRequest);
     });
   }
 }
