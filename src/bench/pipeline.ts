@@ -38,40 +38,35 @@ async function main(): Promise<void> {
   const m = (await loadBundle(model)).manifest;
   const shape = [1, 3, m.input.height, m.input.width];
 
-  // Bare inference, same model, same process: each run's time after a warm-up run; `pauseMs`
-  // idle before each (as between single captures). `daemonOptions`: the session options the
-  // daemon's inference worker uses (intra-op spinning off unless --spin) instead of ORT defaults.
+  // Bare inference, same model, same process. `daemonOptions`: the session options the daemon's
+  // inference worker uses (intra-op spinning off unless --spin) instead of ORT defaults.
   const session = (daemonOptions: boolean): Promise<ort.InferenceSession> => ort.InferenceSession.create(join(model, 'model.onnx'), {
     executionProviders: ['cpu'], graphOptimizationLevel: 'all',
     ...(daemonOptions && !spinning ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } } : {}),
   });
   const feeds = { [m.input.name]: new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.1), shape) };
-  const bareRuns = async (runs: number, pauseMs = 0): Promise<number[]> => {
-    const bare = await session(false);
-    await bare.run(feeds);
-    const times: number[] = [];
-    for (let i = 0; i < runs; i++) {
+  /**
+   * `runs` timed runs of each session after one warm-up run each, interleaved 0 1 1 0 0 1 1 0 …
+   * (neither goes first more often), `pauseMs` idle before each (as between single captures);
+   * releases the sessions.
+   */
+  const timeBare = async (sessions: ort.InferenceSession[], runs: number, pauseMs = 0): Promise<number[][]> => {
+    for (const s of sessions) await s.run(feeds);
+    const times: number[][] = sessions.map(() => []);
+    for (let i = 0; i < sessions.length * runs; i++) {
+      const which = (i + (i >> 1)) % sessions.length;
       if (pauseMs) await new Promise((r) => setTimeout(r, pauseMs));
       const t0 = performance.now();
-      await bare.run(feeds);
-      times.push(performance.now() - t0);
-    }
-    await bare.release();
-    return times;
-  };
-  /** A block of `runs` bare runs with ORT defaults interleaved with `runs` with the daemon's options: their means. */
-  const bareBlock = async (runs: number): Promise<{ defaults: number; daemon: number }> => {
-    const both = [await session(false), await session(true)];
-    for (const s of both) await s.run(feeds);
-    const times: number[][] = [[], []];
-    for (let i = 0; i < 2 * runs; i++) {
-      const which = (i + (i >> 1)) % 2; // 0 1 1 0 0 1 1 0 …: neither goes first more often
-      const t0 = performance.now();
-      await both[which].run(feeds);
+      await sessions[which].run(feeds);
       times[which].push(performance.now() - t0);
     }
-    for (const s of both) await s.release();
-    return { defaults: mean(times[0]), daemon: mean(times[1]) };
+    for (const s of sessions) await s.release();
+    return times;
+  };
+  /** A block of bare runs with ORT defaults interleaved with as many with the daemon's options: their means. */
+  const bareBlock = async (runs: number): Promise<{ defaults: number; daemon: number }> => {
+    const [defaults, daemon] = await timeBare([await session(false), await session(true)], runs);
+    return { defaults: mean(defaults), daemon: mean(daemon) };
   };
 
   const broker = await Aedes.createBroker();
@@ -164,7 +159,7 @@ async function main(): Promise<void> {
     await untilPublished(n * rounds + lagN + i + 1, 200);
     const row = totalOf.get(`%single-${i}.tif`) as { t: number; at: string };
     single.push(Date.parse(row.at) - t0);
-    pairs.push(row.t / (await bareRuns(1, 400))[0]);
+    pairs.push(row.t / (await timeBare([await session(false)], 1, 400))[0][0]);
   }
   // the daemon's own capture → verdict time of those (read … inference done: total_ms)
   const singles = db.prepare(`SELECT decode_ms AS d, preprocess_ms AS p, infer_ms AS i, total_ms AS t FROM inspections WHERE file_path LIKE '%single-%'`).all() as Array<{ d: number; p: number; i: number; t: number }>;
