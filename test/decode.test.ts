@@ -50,7 +50,8 @@ describe('LZW in WebAssembly equals the JavaScript decoder', () => {
       try { js = Buffer.from(out.subarray(0, lzwDecode(src, out))).toString('hex'); } catch (e) { js = `error ${(e as Error).message}`; }
       let w: string;
       try { const o = new Uint8Array(cap); w = Buffer.from(o.subarray(0, wasm.decodeInto(src, o))).toString('hex'); } catch (e) { w = `error ${(e as Error).message}`; }
-      expect(w.startsWith('error')).toBe(js.startsWith('error'));
+      const kind = (r: string): string => (r.startsWith('error') ? (/before any string|beyond the table/.exec(r)?.[0] ?? r) : 'ok');
+      expect(kind(w)).toBe(kind(js)); // the same error, or none
       if (!js.startsWith('error')) expect(w).toBe(js);
       return js;
     };

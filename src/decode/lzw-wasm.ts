@@ -11,7 +11,7 @@ interface Exports {
   lzw(src: number, n: number, out: number, cap: number, tab: number): number;
 }
 
-/** The string table (4096 entries of i32 address, i32 length) and the 256 literal bytes. */
+/** The string table (4097 entries of i32 address, i32 length, the last a spare) and the 256 literal bytes. */
 const TAB = 0;
 const SRC = 4096 * 8 + 512;
 
@@ -26,7 +26,7 @@ export class WasmLzw {
   decodeInto(src: Uint8Array, dst: Uint8Array): number {
     const out = SRC + ((src.length + 15) & ~15);
     const mem = this.k.memory;
-    reserve(mem, out + dst.length + 4096 + 16); // the kernel may write up to 4096 + 15 bytes past the end
+    reserve(mem, out + dst.length + 4096 + 16); // the kernel may write up to 4096 + 7 bytes past the end
     new Uint8Array(mem.buffer, SRC, src.length).set(src);
     const n = this.k.lzw(SRC, src.length, out, dst.length, TAB);
     if (n === -1) throw new XrayError('TIFF_CORRUPT_DATA', 'LZW code before any string was defined');

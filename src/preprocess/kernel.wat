@@ -181,30 +181,34 @@
 
   ;; TIFF LZW (MSB-first 9–12-bit codes, early change), as lzwDecode in src/decode/codecs.ts.
   ;; Every code is a string already in memory: table entry = (i32 address, i32 length), 8 bytes
-  ;; at $tab + 8·code; codes 0–255 point at 256 bytes 0..255 kept at $tab + 32768 (so literals and
+  ;; at $tab + 8·code; codes 0–255 point at 256 bytes 0..255 kept at $tab + 32776 (so literals and
   ;; strings take the same path, without a hard-to-predict branch between them). The entry a code
-  ;; adds is the previous code's string where it was just written, one byte longer (locals).
-  ;; Codes come from a 64-bit buffer refilled 4 bytes at a time. Copies move 16 bytes at a time
-  ;; where source and target are 16 or more apart, and the last string is not cut at $cap, so up
-  ;; to 4096 + 15 bytes past $cap are written: the caller leaves room. $tab needs 32768 + 272 bytes. Returns the bytes written, or −1 (a code
-  ;; before any string was defined) or −2 (a code beyond the table).
+  ;; adds is the previous code's string where it was just written, one byte longer (locals); it is
+  ;; stored without a branch: right after a Clear into slot 257 (never looked up), once the table
+  ;; is full into the spare slot 4096. Codes come from a 64-bit buffer refilled 4 bytes at a time.
+  ;; Copies move 8 bytes at a time where source and target are 8 or more apart (16-byte SIMD
+  ;; moves measured slower here, and slowed down most in this host's slow phases:
+  ;; docs/performance.md), and the last string is not cut at $cap, so up to 4096 + 7 bytes past
+  ;; $cap are written: the caller leaves room. $tab needs 32776 + 256 bytes. Returns the bytes
+  ;; written, or −1 (a code before any string was defined) or −2 (a code beyond the table).
   (func (export "lzw") (param $src i32) (param $n i32) (param $out i32) (param $cap i32) (param $tab i32) (result i32)
-    (local $next i32) (local $width i32) (local $limit i32) (local $hasOld i32) (local $oldPos i32) (local $oldLen i32)
+    (local $next i32) (local $width i32) (local $bump i32) (local $mask i32) (local $oldPos i32) (local $oldLen i32)
     (local $op i32) (local $buf i64) (local $bits i32) (local $ip i32) (local $code i32) (local $len i32)
     (local $entry i64) (local $from i32) (local $to i32) (local $end i32) (local $w i32)
-    ;; the literal strings
     (block $lit_done
       (loop $lit
         (br_if $lit_done (i32.ge_u (local.get $code) (i32.const 256)))
-        (local.set $from (i32.add (i32.add (local.get $tab) (i32.const 32768)) (local.get $code)))
+        (local.set $from (i32.add (i32.add (local.get $tab) (i32.const 32776)) (local.get $code)))
         (i32.store8 (local.get $from) (local.get $code))
         (i64.store (i32.add (local.get $tab) (i32.shl (local.get $code) (i32.const 3)))
           (i64.or (i64.extend_i32_u (local.get $from)) (i64.const 0x100000000)))
         (local.set $code (i32.add (local.get $code) (i32.const 1)))
         (br $lit)))
-    (local.set $next (i32.const 258))
+    ;; as after a Clear: the first code's entry goes to slot 257 (never looked up)
+    (local.set $next (i32.const 257))
     (local.set $width (i32.const 9))
-    (local.set $limit (i32.const 511))
+    (local.set $mask (i32.const 511))
+    (local.set $bump (i32.const 511))
     (block $exit
       (loop $main
         (br_if $exit (i32.ge_u (local.get $op) (local.get $cap)))
@@ -212,7 +216,6 @@
           (then
             (if (i32.le_u (i32.add (local.get $ip) (i32.const 4)) (local.get $n))
               (then
-                ;; 4 bytes, big-endian
                 (local.set $w (i32.load (i32.add (local.get $src) (local.get $ip))))
                 (local.set $buf (i64.or (i64.shl (local.get $buf) (i64.const 32))
                   (i64.extend_i32_u (i32.or
@@ -222,7 +225,6 @@
                 (local.set $ip (i32.add (local.get $ip) (i32.const 4)))
                 (local.set $bits (i32.add (local.get $bits) (i32.const 32))))
               (else
-                ;; the last bytes, one at a time
                 (block $filled
                   (loop $refill
                     (br_if $filled (i32.ge_u (local.get $bits) (local.get $width)))
@@ -234,53 +236,43 @@
                     (br $refill)))))))
         (local.set $bits (i32.sub (local.get $bits) (local.get $width)))
         (local.set $code (i32.and (i32.wrap_i64 (i64.shr_u (local.get $buf) (i64.extend_i32_u (local.get $bits))))
-          (local.get $limit)))
+          (local.get $mask)))
+        ;; 256 Clear, 257 end, anything past the next free code: the rare ways out of the fast path
         (if (i32.lt_u (i32.sub (local.get $code) (i32.const 256)) (i32.const 2))
           (then
             (br_if $exit (i32.eq (local.get $code) (i32.const 257)))
-            ;; Clear
-            (local.set $next (i32.const 258))
+            (local.set $next (i32.const 257))
             (local.set $width (i32.const 9))
-            (local.set $limit (i32.const 511))
-            (local.set $hasOld (i32.const 0))
+            (local.set $mask (i32.const 511))
+            (local.set $bump (i32.const 511))
             (br $main)))
-        (if (local.get $hasOld)
-          (then
-            (if (i32.or (i32.gt_u (local.get $code) (local.get $next))
-                        (i32.and (i32.eq (local.get $code) (local.get $next)) (i32.ge_u (local.get $next) (i32.const 4096))))
-              (then (return (i32.const -2))))
-            (if (i32.lt_u (local.get $next) (i32.const 4096))
-              (then
-                (i64.store (i32.add (local.get $tab) (i32.shl (local.get $next) (i32.const 3)))
-                  (i64.or (i64.extend_i32_u (local.get $oldPos))
-                    (i64.shl (i64.extend_i32_u (i32.add (local.get $oldLen) (i32.const 1))) (i64.const 32))))
-                (local.set $next (i32.add (local.get $next) (i32.const 1))))))
-          (else
-            (if (i32.ge_u (local.get $code) (i32.const 256)) (then (return (i32.const -1))))))
+        ;; past the next free code, or a string right after a Clear: corrupt
+        (if (i32.gt_u (local.get $code) (i32.sub (local.get $next) (i32.eq (local.get $next) (i32.const 257))))
+          (then (return (select (i32.const -1) (i32.const -2) (i32.eq (local.get $next) (i32.const 257))))))
+        ;; the entry the previous string adds (slot 257 right after a Clear; slot 4096, spare, once full)
+        (i64.store (i32.add (local.get $tab) (i32.shl (local.get $next) (i32.const 3)))
+          (i64.or (i64.extend_i32_u (local.get $oldPos))
+            (i64.shl (i64.extend_i32_u (i32.add (local.get $oldLen) (i32.const 1))) (i64.const 32))))
+        (local.set $next (i32.add (local.get $next) (i32.lt_u (local.get $next) (i32.const 4096))))
         (local.set $entry (i64.load (i32.add (local.get $tab) (i32.shl (local.get $code) (i32.const 3)))))
         (local.set $from (i32.wrap_i64 (local.get $entry)))
         (local.set $len (i32.wrap_i64 (i64.shr_u (local.get $entry) (i64.const 32))))
-        ;; not cut at $cap here (a compare off the critical path): the last string may run
-        ;; up to 4095 bytes past it, into room the caller leaves; the count returned is cut
         (local.set $to (i32.add (local.get $out) (local.get $op)))
         (local.set $end (i32.add (local.get $to) (local.get $len)))
         (local.set $oldPos (local.get $to))
         (local.set $oldLen (local.get $len))
         (local.set $op (i32.add (local.get $op) (local.get $len)))
-        (if (i32.ge_u (i32.sub (local.get $to) (local.get $from)) (i32.const 16))
+        (if (i32.ge_u (i32.sub (local.get $to) (local.get $from)) (i32.const 8))
           (then
-            ;; most strings are shorter than 16 bytes: one 16-byte move, the loop only for longer
-            (v128.store (local.get $to) (v128.load (local.get $from)))
-            (if (i32.gt_u (local.get $len) (i32.const 16))
+            (i64.store (local.get $to) (i64.load (local.get $from)))
+            (if (i32.gt_u (local.get $len) (i32.const 8))
               (then
-                (loop $copy16
-                  (local.set $from (i32.add (local.get $from) (i32.const 16)))
-                  (local.set $to (i32.add (local.get $to) (i32.const 16)))
-                  (v128.store (local.get $to) (v128.load (local.get $from)))
-                  (br_if $copy16 (i32.lt_u (i32.add (local.get $to) (i32.const 16)) (local.get $end)))))))
+                (loop $copy8
+                  (local.set $from (i32.add (local.get $from) (i32.const 8)))
+                  (local.set $to (i32.add (local.get $to) (i32.const 8)))
+                  (i64.store (local.get $to) (i64.load (local.get $from)))
+                  (br_if $copy8 (i32.lt_u (i32.add (local.get $to) (i32.const 8)) (local.get $end)))))))
           (else
-            ;; closer than 16 (a run): byte by byte; for the code just added (KwKwK) source and
-            ;; target overlap by one byte, which a forward copy handles
             (block $copied
               (loop $copy1
                 (br_if $copied (i32.ge_u (local.get $to) (local.get $end)))
@@ -288,11 +280,11 @@
                 (local.set $from (i32.add (local.get $from) (i32.const 1)))
                 (local.set $to (i32.add (local.get $to) (i32.const 1)))
                 (br $copy1)))))
-        (if (i32.and (i32.eq (local.get $next) (local.get $limit)) (i32.lt_u (local.get $width) (i32.const 12)))
+        (if (i32.eq (local.get $next) (local.get $bump))
           (then
             (local.set $width (i32.add (local.get $width) (i32.const 1)))
-            (local.set $limit (i32.sub (i32.shl (i32.const 1) (local.get $width)) (i32.const 1)))))
-        (local.set $hasOld (i32.const 1))
+            (local.set $mask (i32.sub (i32.shl (i32.const 1) (local.get $width)) (i32.const 1)))
+            (local.set $bump (select (local.get $mask) (i32.const -1) (i32.lt_u (local.get $width) (i32.const 12))))))
         (br $main)))
     (select (local.get $cap) (local.get $op) (i32.gt_u (local.get $op) (local.get $cap))))
 )
