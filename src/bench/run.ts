@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -19,9 +20,10 @@ import { encodeTiff16, type WriteOptions } from '../tools/tiff-writer.js';
  * `npm run bench [-- --runs N] [--rounds R] [--no-infer] [--vs-python]`: per-stage medians on synthetic
  * 1145×2072 captures for each encoding, with the full-size demo model, beside a bare
  * `session.run` on the same tensor in this process; `--vs-python` runs the Python/OpenCV
- * reference (src/bench/reference.py) on the same files, in rounds alternating with ours (default
- * 3 with `--vs-python`). Compare ratios within one run: this
- * machine is shared and noisy.
+ * reference (src/bench/reference.py, one long-lived process) on the same files, single runs of
+ * ours and of it alternating (default 5 rounds of 9 with `--vs-python`): this host has slow and
+ * fast phases seconds long (docs/performance.md), which must reach both sides alike. Compare
+ * ratios within one run: this machine is shared and noisy.
  */
 
 /** Debian's python3 with python3-opencv (the reference); the script ships beside this file's source. */
@@ -36,7 +38,7 @@ const fmt = (ms: number): string => ms.toFixed(1);
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const runs = Number(args[args.indexOf('--runs') + 1]) || 7;
+  const runs = Number(args[args.indexOf('--runs') + 1]) || (args.includes('--vs-python') ? 9 : 7);
   const withInfer = !args.includes('--no-infer');
   const vsPython = args.includes('--vs-python');
   const dir = await mkdtemp(join(tmpdir(), 'xray-qc-bench-'));
@@ -50,7 +52,7 @@ async function main(): Promise<void> {
     ['deflate + predictor', { compression: 'deflate', predictor: true }],
   ];
   console.log(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
-  const rounds = Number(args[args.indexOf('--rounds') + 1]) || (vsPython ? 3 : 1);
+  const rounds = Number(args[args.indexOf('--rounds') + 1]) || (vsPython ? 5 : 1);
   console.log(`capture 1145×2072 → model input ${bundle.manifest.input.height}×${bundle.manifest.input.width}, conversion ${bundle.manifest.preprocess.conversion}, ${rounds} round(s) of ${runs} runs; in ms, the median over rounds of each round's median\n`);
   // Preallocated, as the reference's array is (the daemon reuses the buffers the worker returns).
   let tensor: Float32Array = new Float32Array(3 * bundle.manifest.input.height * bundle.manifest.input.width);
@@ -60,12 +62,12 @@ async function main(): Promise<void> {
     await writeFile(file, bytes);
     return { name, file, mb: bytes.length / 1e6, decode: [] as number[], prep: [] as number[], total: [] as number[], python: [] as number[] };
   }));
-  // Rounds alternate ours and the reference over all files, so drift on this shared machine
-  // (minutes of it) reaches both sides alike.
+  const reference = vsPython ? startReference(bundle.manifest.preprocess.bounds!) : null;
   for (let r = 0; r < rounds; r++) {
     for (const f of files) {
       const decode: number[] = [];
       const prep: number[] = [];
+      const python: number[] = [];
       const scratch = new ScratchBuffers(); // as in the preparation worker: buffers reused capture after capture
       for (let i = 0; i < runs + 1; i++) {
         const t0 = performance.now();
@@ -75,18 +77,16 @@ async function main(): Promise<void> {
         const t1 = performance.now();
         tensor = pre.run(image, tensor).tensor;
         const t2 = performance.now();
-        if (i > 0) { decode.push(t1 - t0); prep.push(t2 - t1); } // the first run warms the JIT
+        const py = reference ? await reference.run(f.file) : 0; // the reference's run right after ours
+        if (i > 0) { decode.push(t1 - t0); prep.push(t2 - t1); python.push(py); } // the first run warms the JIT
       }
       f.decode.push(median(decode));
       f.prep.push(median(prep));
       f.total.push(median(decode.map((d, i) => d + prep[i])));
-    }
-    if (vsPython) {
-      const bounds = bundle.manifest.preprocess.bounds!;
-      const py = JSON.parse(execFileSync(PYTHON, [REFERENCE, String(runs), String(bounds.min), String(bounds.max), ...files.map((f) => f.file)], { encoding: 'utf8' })) as Record<string, number>;
-      for (const f of files) f.python.push(py[f.file]);
+      if (reference) f.python.push(median(python));
     }
   }
+  reference?.stop();
   console.log(`| encoding | file MB | decode | convert + resize + normalise | decode + preprocess |${vsPython ? ' Python/OpenCV | ratio | ratio per round |' : ''}`);
   console.log(`|---|---|---|---|---|${vsPython ? '---|---|---|' : ''}`);
   for (const f of files) {
@@ -125,6 +125,24 @@ async function main(): Promise<void> {
     console.log(`| ratio worker / bare | ${(median(viaWorker) / median(bareRun)).toFixed(3)} |`);
   }
   await rm(dir, { recursive: true, force: true });
+}
+
+/** The reference as one long-lived process: a path in, its time in ms out, one run per line. */
+function startReference(bounds: { min: number; max: number }): { run(file: string): Promise<number>; stop(): void } {
+  const child = spawn(PYTHON, [REFERENCE, String(bounds.min), String(bounds.max)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  return {
+    async run(file) {
+      child.stdin.write(`${file}\n`);
+      const line = await lines.next();
+      const ms = Number(line.value);
+      if (line.done || !Number.isFinite(ms)) throw new Error(`the Python reference (${PYTHON} ${REFERENCE}) gave no time for ${file}`);
+      return ms;
+    },
+    stop() {
+      child.stdin.end();
+    },
+  };
 }
 
 main().catch((err) => {
