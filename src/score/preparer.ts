@@ -4,30 +4,47 @@ import { XrayError } from '../errors.js';
 import type { TensorContract } from '../preprocess/preprocessor.js';
 import { compiledWorkerUrl } from '../worker-url.js';
 import { isShared } from '../transfer.js';
+import { Mailbox, PENDING, READY, WAKE, type MailboxShape } from './mailbox.js';
 import type { PreparedData } from './prepare.js';
-import type { PrepareRequest, PrepareResponse, PrepareWorkerData } from './prepare-worker.js';
+import type { PrepareRequest, PrepareResponse, PrepareWorkerData, WireResult } from './prepare-worker.js';
 import type { ThreadPriority } from './priority.js';
+
+interface Pending { resolve: (r: PreparedData) => void; reject: (e: Error) => void; tensor: Float32Array; slot: number }
+
+export interface PreparerOptions {
+  /** How much lower than the process's the worker's CPU priority is (0–19). */
+  niceIncrement?: number;
+  /** Mailbox size (tests); results that do not fit a slot come as messages. */
+  mailbox?: MailboxShape;
+}
 
 /** Main-thread handle on the preparation worker (one request at a time per capture). */
 export class Preparer {
   private worker: Worker | null = null;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (r: PreparedData) => void; reject: (e: Error) => void; tensor: Float32Array }>();
+  private readonly pending = new Map<number, Pending>();
+  private readonly mailbox: Mailbox;
+  private readonly freeSlots: number[];
+  private readonly niceIncrement: number;
+  private holding = false;
   private stopped = false;
   /** How many times the worker was restarted after dying (a capture that crashes it gets an error row). */
   restarts = 0;
   /** The worker thread's priority as it reported it (null: left as the process's). */
   thread: ThreadPriority | null = null;
 
-  /** `niceIncrement`: how much lower than the process's the worker's CPU priority is (0–19). */
-  constructor(private readonly niceIncrement = 0) {}
+  constructor(private readonly options: PreparerOptions = {}) {
+    this.niceIncrement = options.niceIncrement ?? 0;
+    this.mailbox = Mailbox.create(options.mailbox ?? { slots: 4, slotBytes: 16384 });
+    this.freeSlots = Array.from({ length: this.mailbox.shape.slots }, (_, i) => i);
+  }
 
   /** Starts the worker; resolves once it runs (has reported its priority) or has exited. */
   async start(): Promise<void> {
     if (this.worker) return;
     // geotiff imports `web-worker`, which in a worker thread destructures `workerData`: give it an
     // object without `mod`, and it behaves as on the main thread.
-    const data: PrepareWorkerData = { niceIncrement: this.niceIncrement };
+    const data: PrepareWorkerData = { niceIncrement: this.niceIncrement, mailbox: { buffer: this.mailbox.buffer, shape: this.mailbox.shape } };
     const worker = new Worker(compiledWorkerUrl(import.meta.url, './prepare-worker.js'), { workerData: data });
     let running!: () => void;
     const started = new Promise<void>((resolve) => (running = resolve));
@@ -37,14 +54,15 @@ export class Preparer {
         running();
         return;
       }
-      const p = this.pending.get(m.id);
-      this.pending.delete(m.id);
-      const r = m.result;
-      if (!p) return;
-      p.resolve(r.ok ? { ...r, tensor: p.tensor } : r); // written into the shared tensor sent with the request
+      // (already collected: its slot may hold another request's result by now, so not read)
+      if (!this.pending.has(m.id)) return;
+      this.deliver(m.id, 'result' in m ? m.result : this.mailbox.read<WireResult>(m.slot));
     });
     const fail = (why: string): void => {
-      for (const p of this.pending.values()) p.reject(new XrayError('PREPARE_WORKER_EXITED', `preparation worker ${why}`));
+      for (const p of this.pending.values()) {
+        this.release(p.slot);
+        p.reject(new XrayError('PREPARE_WORKER_EXITED', `preparation worker ${why}`));
+      }
       this.pending.clear();
     };
     worker.on('error', (err) => fail(`error: ${err.message}`));
@@ -78,9 +96,47 @@ export class Preparer {
     const worker = this.worker;
     if (!worker) return Promise.reject(new XrayError('PREPARE_WORKER_EXITED', 'preparation worker is not running'));
     const id = this.nextId++;
+    const slot = this.freeSlots.pop() ?? -1;
+    if (slot >= 0) Atomics.store(this.mailbox.states, slot, this.holding ? PENDING : WAKE);
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, tensor });
-      worker.postMessage({ id, file, contract, decode, tensor } satisfies PrepareRequest);
+      this.pending.set(id, { resolve, reject, tensor, slot });
+      worker.postMessage({ id, file, contract, decode, tensor, slot } satisfies PrepareRequest);
     });
+  }
+
+  /**
+   * `hold(true)` while inference runs: results that finish meanwhile wait in shared memory without
+   * waking this thread (D26). `hold(false)` when it ends takes them (their promises resolve now);
+   * from then on, and for the others, every result wakes this thread.
+   */
+  hold(on: boolean): void {
+    this.holding = on;
+    if (!on) this.collect();
+  }
+
+  private collect(): void {
+    for (const [id, p] of this.pending) {
+      if (p.slot < 0) continue;
+      if (Atomics.compareExchange(this.mailbox.states, p.slot, PENDING, WAKE) === READY) this.deliver(id, this.mailbox.read<WireResult>(p.slot));
+    }
+  }
+
+  /** Finished results waiting in the mailbox for `collect()` (tests, diagnostics). */
+  get held(): number {
+    let n = 0;
+    for (const p of this.pending.values()) if (p.slot >= 0 && Atomics.load(this.mailbox.states, p.slot) === READY) n++;
+    return n;
+  }
+
+  private deliver(id: number, r: WireResult): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    this.release(p.slot);
+    p.resolve(r.ok ? { ...r, tensor: p.tensor } : r); // written into the shared tensor sent with the request
+  }
+
+  private release(slot: number): void {
+    if (slot >= 0) this.freeSlots.push(slot);
   }
 }

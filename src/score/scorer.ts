@@ -104,6 +104,8 @@ export class Scorer {
    */
   private readonly free: Float32Array[] = [];
   private readonly lent = new Map<Float32Array, object>();
+  /** Inferences running (the preparer holds results meanwhile). */
+  private inferring = 0;
 
   private constructor(bundle: Bundle, engine: InferenceEngine, private readonly preparer: Preparer, load: LoadResult, options: ScorerOptions) {
     this.currentBundle = bundle;
@@ -130,7 +132,7 @@ export class Scorer {
     const bundle = await loadBundle(await resolveBundleDir(modelPath));
     const engine = new InferenceEngine();
     await engine.start();
-    const preparer = new Preparer(options.prepareNiceness ?? 0);
+    const preparer = new Preparer({ niceIncrement: options.prepareNiceness ?? 0 });
     await preparer.start();
     try {
       const m = bundle.manifest;
@@ -209,10 +211,14 @@ export class Scorer {
     try {
       const t2 = performance.now();
       let output: Float32Array;
+      // The next capture's preparation, finishing meanwhile, waits without waking this thread (D26).
+      this.inferring++;
+      this.preparer.hold(true);
       try {
         ({ output } = await this.engine.infer(prepared.tensor));
       } finally {
         this.giveBack(prepared.tensor, prepared);
+        if (--this.inferring === 0) this.preparer.hold(false);
       }
       const t3 = performance.now();
       const m = this.bundle.manifest;

@@ -181,6 +181,9 @@ export class Pipeline {
       const nextRow: QueueRow | null = this.running && !this.pendingSwap ? this.next(current.row.file_path) : null;
       let next: InFlight | null = nextRow ? this.launch(current.scorer, nextRow) : null;
       const result = await current.scoring;
+      // A preparation that finished during inference was collected as it ended (D26); its promise
+      // chain settles within this turn's microtasks, after this continuation: let it.
+      if (next && !next.ready) await new Promise<void>((resolve) => setImmediate(resolve));
       this.trackModelHealth(result, current.scorer);
       // Keep the inference worker busy: the next capture (prepared meanwhile) goes into inference
       // before this one is recorded, so the record's fsync is not a gap between inferences.
