@@ -114,7 +114,8 @@ export class Preparer {
     if (!on) this.collect();
   }
 
-  private collect(): void {
+  /** Takes the results that finished while held, now (their promises resolve). */
+  collect(): void {
     for (const [id, p] of this.pending) {
       if (p.slot < 0) continue;
       if (Atomics.compareExchange(this.mailbox.states, p.slot, PENDING, WAKE) === READY) this.deliver(id, this.mailbox.read<WireResult>(p.slot));

@@ -218,7 +218,9 @@ export class Scorer {
         ({ output } = await this.engine.infer(prepared.tensor));
       } finally {
         this.giveBack(prepared.tensor, prepared);
+        // collect at every end, not only the last: overlapping calls must not starve a result
         if (--this.inferring === 0) this.preparer.hold(false);
+        else this.preparer.collect();
       }
       const t3 = performance.now();
       const m = this.bundle.manifest;
