@@ -89,6 +89,27 @@ describe('preparation results during inference (D26)', () => {
     expect(failed.message.length).toBeGreaterThan(5);
   });
 
+  it('collect() while still held (overlapping inferences) takes finished results and leaves the others unannounced', async () => {
+    preparer = new Preparer();
+    await preparer.start();
+    const big = join(dir, 'big.tif');
+    const img = synthElectrode(7, 'bubble', { width: 3000, height: 3000 });
+    writeFileSync(big, encodeTiff16(img.width, img.height, img.data, { compression: 'deflate' }));
+    preparer.hold(true);
+    const a = watch(preparer.prepare(capture(40), contract, {}, shared()));
+    const b = watch(preparer.prepare(big, contract, {}, shared())); // the worker takes it after a: ~100 ms more
+    await until(() => preparer!.held === 1);
+    preparer.collect();
+    expect((await a.p).ok).toBe(true);
+    expect(b.settled()).toBe(false);
+    await until(() => preparer!.held === 1); // b done, and still waiting: it was not told to wake
+    await new Promise((res) => setTimeout(res, 300));
+    expect(b.settled()).toBe(false);
+    preparer.hold(false);
+    const rb = await b.p;
+    expect(rb.ok && rb.width).toBe(3000);
+  });
+
   it('more requests than slots, and results too big for a slot, come as messages even while held', async () => {
     preparer = new Preparer({ mailbox: { slots: 2, slotBytes: 4096 } });
     await preparer.start();

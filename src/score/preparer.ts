@@ -33,7 +33,7 @@ export class Preparer {
   /** The worker thread's priority as it reported it (null: left as the process's). */
   thread: ThreadPriority | null = null;
 
-  constructor(private readonly options: PreparerOptions = {}) {
+  constructor(options: PreparerOptions = {}) {
     this.niceIncrement = options.niceIncrement ?? 0;
     this.mailbox = Mailbox.create(options.mailbox ?? { slots: 4, slotBytes: 16384 });
     this.freeSlots = Array.from({ length: this.mailbox.shape.slots }, (_, i) => i);
@@ -114,11 +114,17 @@ export class Preparer {
     if (!on) this.collect();
   }
 
-  /** Takes the results that finished while held, now (their promises resolve). */
+  /**
+   * Takes the results that finished while held, now (their promises resolve). Not holding, the
+   * others are told to wake this thread when they finish; still holding (another inference runs),
+   * they keep waiting.
+   */
   collect(): void {
+    const states = this.mailbox.states;
     for (const [id, p] of this.pending) {
       if (p.slot < 0) continue;
-      if (Atomics.compareExchange(this.mailbox.states, p.slot, PENDING, WAKE) === READY) this.deliver(id, this.mailbox.read<WireResult>(p.slot));
+      const state = this.holding ? Atomics.load(states, p.slot) : Atomics.compareExchange(states, p.slot, PENDING, WAKE);
+      if (state === READY) this.deliver(id, this.mailbox.read<WireResult>(p.slot));
     }
   }
 
