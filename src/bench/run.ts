@@ -130,13 +130,16 @@ async function main(): Promise<void> {
 /** The reference as one long-lived process: a path in, its time in ms out, one run per line. */
 function startReference(bounds: { min: number; max: number }): { run(file: string): Promise<number>; stop(): void } {
   const child = spawn(PYTHON, [REFERENCE, String(bounds.min), String(bounds.max)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let failure = '';
+  child.on('error', (err) => (failure = `: ${err.message}`)); // e.g. no such interpreter
+  child.stdin.on('error', () => {}); // a reference that died: reported by run() below
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   return {
     async run(file) {
       child.stdin.write(`${file}\n`);
       const line = await lines.next();
       const ms = Number(line.value);
-      if (line.done || !Number.isFinite(ms)) throw new Error(`the Python reference (${PYTHON} ${REFERENCE}) gave no time for ${file}`);
+      if (line.done || !Number.isFinite(ms)) throw new Error(`the Python reference (${PYTHON} ${REFERENCE}) gave no time for ${file}${failure}`);
       return ms;
     },
     stop() {
