@@ -38,9 +38,9 @@ const fmt = (ms: number): string => ms.toFixed(1);
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const runs = Number(args[args.indexOf('--runs') + 1]) || (args.includes('--vs-python') ? 9 : 7);
-  const withInfer = !args.includes('--no-infer');
   const vsPython = args.includes('--vs-python');
+  const runs = Number(args[args.indexOf('--runs') + 1]) || (vsPython ? 9 : 7);
+  const withInfer = !args.includes('--no-infer');
   const dir = await mkdtemp(join(tmpdir(), 'xray-qc-bench-'));
   const bundle = await loadBundle(await ensureDemoModel(defaultDemoDir()));
   const pre = preprocessorFor(bundle.manifest);

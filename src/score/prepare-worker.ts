@@ -20,14 +20,14 @@ export interface PrepareRequest { id: number; file: string; contract: TensorCont
 export type WireResult = Exclude<PreparedData, { ok: true }> | Omit<Extract<PreparedData, { ok: true }>, 'tensor'>;
 /** A result, its mailbox slot (the result is there), or this thread's priority (id 0, first). */
 export type PrepareResponse = { id: number; result: WireResult } | { id: number; slot: number } | { id: 0; thread: ThreadPriority | null };
-export interface PrepareWorkerData { niceIncrement?: number; mailbox?: { buffer: SharedArrayBuffer; shape: MailboxShape } }
+export interface PrepareWorkerData { niceIncrement: number; mailbox: { buffer: SharedArrayBuffer; shape: MailboxShape } }
 
 if (!parentPort) throw new Error('prepare-worker.ts must run as a worker thread');
 const port = parentPort;
-const data = workerData as PrepareWorkerData | null;
-const mailbox = data?.mailbox ? new Mailbox(data.mailbox.buffer, data.mailbox.shape) : null;
+const data = workerData as PrepareWorkerData;
+const mailbox = new Mailbox(data.mailbox.buffer, data.mailbox.shape);
 // First: this thread's priority (it yields to inference on shared cores), reported as id 0.
-port.postMessage({ id: 0, thread: lowerThreadPriority(data?.niceIncrement ?? 0) } satisfies PrepareResponse);
+port.postMessage({ id: 0, thread: lowerThreadPriority(data.niceIncrement) } satisfies PrepareResponse);
 const preprocessors = new Map<string, Preprocessor>();
 // One kernel and one pair of scratch buffers for this thread, shared by every model's preprocessor.
 const kernel = wasmKernelAvailable() ? new WasmResizer() : null;
@@ -58,7 +58,7 @@ port.on('message', (req: PrepareRequest) => {
  * slot: a message.
  */
 function answer(req: PrepareRequest, result: WireResult): void {
-  if (mailbox && req.slot >= 0 && mailbox.write(req.slot, result)) {
+  if (req.slot >= 0 && mailbox.write(req.slot, result)) {
     const was = Atomics.compareExchange(mailbox.states, req.slot, PENDING, READY);
     if (was === PENDING) return;
     Atomics.store(mailbox.states, req.slot, READY); // was WAKE
