@@ -8,12 +8,12 @@ import { kernelInstance, reserve } from '../preprocess/wasm-resize.js';
  */
 interface Exports {
   memory: WebAssembly.Memory;
-  lzw(src: number, n: number, out: number, cap: number, tab: number): number;
+  lzw(src: number, n: number, out: number, cap: number, tab: number, rev: number): number;
 }
 
-/** The string table (4097 entries of i32 address, i32 length, the last a spare) and the 256 literal bytes. */
+/** The string table (4097 i64 entries, the last a spare), then the reversed block with 16 bytes of room before it. */
 const TAB = 0;
-const SRC = 4096 * 8 + 512;
+const REV = 4097 * 8 + 24;
 
 export class WasmLzw {
   private readonly k: Exports;
@@ -24,11 +24,13 @@ export class WasmLzw {
 
   /** Decodes one block into `dst` (at most its length); returns the bytes written. */
   decodeInto(src: Uint8Array, dst: Uint8Array): number {
-    const out = SRC + ((src.length + 15) & ~15);
+    const size = (src.length + 15) & ~15;
+    const at = REV + size; // the block; the kernel reads up to 15 bytes past it
+    const out = at + size + 16;
     const mem = this.k.memory;
     reserve(mem, out + dst.length + 4096 + 16); // the kernel may write up to 4096 + 7 bytes past the end
-    new Uint8Array(mem.buffer, SRC, src.length).set(src);
-    const n = this.k.lzw(SRC, src.length, out, dst.length, TAB);
+    new Uint8Array(mem.buffer, at, src.length).set(src);
+    const n = this.k.lzw(at, src.length, out, dst.length, TAB, REV);
     if (n === -1) throw new XrayError('TIFF_CORRUPT_DATA', 'LZW code before any string was defined');
     if (n === -2) throw new XrayError('TIFF_CORRUPT_DATA', 'LZW code beyond the table');
     dst.set(new Uint8Array(mem.buffer, out, n));
