@@ -8,11 +8,10 @@ import { kernelInstance, reserve } from '../preprocess/wasm-resize.js';
  */
 interface Exports {
   memory: WebAssembly.Memory;
-  lzw(src: number, n: number, out: number, cap: number, tab: number, rev: number): number;
+  lzw(src: number, n: number, out: number, cap: number, rev: number): number;
 }
 
-/** The string table (4097 i64 entries, the last a spare), then the reversed block with 16 bytes of room before it. */
-const TAB = 0;
+/** The kernel's string table is at 0 (4097 i64 entries); then the reversed block, with 16 bytes of room before it. */
 const REV = 4097 * 8 + 24;
 
 export class WasmLzw {
@@ -30,7 +29,7 @@ export class WasmLzw {
     const mem = this.k.memory;
     reserve(mem, out + dst.length + 4096 + 16); // the kernel may write up to 4096 + 7 bytes past the end
     new Uint8Array(mem.buffer, at, src.length).set(src);
-    const n = this.k.lzw(at, src.length, out, dst.length, TAB, REV);
+    const n = this.k.lzw(at, src.length, out, dst.length, REV);
     if (n === -1) throw new XrayError('TIFF_CORRUPT_DATA', 'LZW code before any string was defined');
     if (n === -2) throw new XrayError('TIFF_CORRUPT_DATA', 'LZW code beyond the table');
     dst.set(new Uint8Array(mem.buffer, out, n));

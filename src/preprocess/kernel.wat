@@ -180,37 +180,34 @@
         (br $next_row))))
 
   ;; TIFF LZW (MSB-first 9–12-bit codes, early change), as lzwDecode in src/decode/codecs.ts.
-  ;; Table entry (i64 at $tab + 8·code, 4097 entries, the last a spare): a string of up to 7 bytes
-  ;; held inline (its bytes, the first at the bottom, the length in the top byte), so that the
-  ;; common short string is one 8-byte store and never a read of output just written (those reads
-  ;; slowed down most in this host's slow phases: docs/performance.md); a longer string as i32
-  ;; address | length << 32 | 1 << 63, copied out of the output 8 bytes at a time (byte by byte
-  ;; where it overlaps itself). The entry a code adds is built from the previous entry (locals) and
-  ;; this string's first byte, and stored without a branch: right after a Clear into slot 257
-  ;; (never looked up), once the table is full into the spare slot 4096. Codes are read straight
-  ;; from the block reversed into $rev (n bytes, 16 of room before it; up to 15 bytes past the
-  ;; block are read): one i64 load and one shift per code, no bit buffer to refill. Stores run up
-  ;; to 7 bytes past a string and the last string is not cut at $cap, so up to 4096 + 7 bytes past $cap are written: the caller leaves room.
-  ;; Returns the bytes written, or −1 (a code before any string was defined) or −2 (a code
-  ;; beyond the table).
-  (func (export "lzw") (param $src i32) (param $n i32) (param $out i32) (param $cap i32) (param $tab i32) (param $rev i32) (result i32)
-    (local $next i32) (local $width i32) (local $bump i32) (local $mask i32) (local $oldPos i32) (local $oldLen i32)
-    (local $op i32) (local $bits i32) (local $code i32) (local $len i32)
-    (local $entry i64) (local $from i32) (local $to i32) (local $end i32) (local $i i32) (local $nb i32) (local $oe i64) (local $ol8 i32) (local $c i64) (local $rend i32)
+  ;; The string table is at address 0 (i64 entries, 4097 of them, the last a spare): a string of
+  ;; up to 7 bytes is held inline (its bytes, the first at the bottom, the length in the top
+  ;; byte), so that the common short string is one 8-byte store and never a read of output just
+  ;; written; a longer one as i32 address | length << 32 | 1 << 63, copied out of the output 8
+  ;; bytes at a time (byte by byte where it overlaps itself). The entry a code adds is built from
+  ;; the previous entry (locals: $oe, and $ol8 = its length · 8) and this string's first byte, and
+  ;; stored without a branch: right after a Clear into slot 257 (never looked up), once the table
+  ;; is full into the spare slot 4096. Codes are read straight from the block reversed into $rev
+  ;; (n bytes, 16 of room before it; up to 15 bytes past the block are read): one i64 load and
+  ;; one shift per code, no bit buffer to refill. Stores run up to 7 bytes past a string and the
+  ;; last string is not cut at $cap, so up to 4096 + 7 bytes past $cap are written: the caller
+  ;; leaves room. Returns the bytes written, or −1 (a code before any string was defined) or −2
+  ;; (a code beyond the table). docs/performance.md has the variants measured.
+  (func (export "lzw") (param $src i32) (param $n i32) (param $out i32) (param $cap i32) (param $rev i32) (result i32)
+    (local $next i32) (local $width i32) (local $mask i32) (local $p i32) (local $pend i32)
+    (local $bits i32) (local $code i32) (local $len i32) (local $i i32) (local $nb i32) (local $rend i32)
+    (local $entry i64) (local $oe i64) (local $ol8 i32) (local $c i64) (local $from i32) (local $to i32) (local $end i32)
     (block $lit_done
       (loop $lit
         (br_if $lit_done (i32.ge_u (local.get $code) (i32.const 256)))
-        (i64.store (i32.add (local.get $tab) (i32.shl (local.get $code) (i32.const 3)))
+        (i64.store (i32.shl (local.get $code) (i32.const 3))
           (i64.or (i64.extend_i32_u (local.get $code)) (i64.const 0x100000000000000)))
         (local.set $code (i32.add (local.get $code) (i32.const 1)))
         (br $lit)))
     (local.set $oe (i64.const 0x100000000000000))
     (local.set $ol8 (i32.const 8))
-    (local.set $oldLen (i32.const 1))
-    (local.set $oldPos (local.get $out))
-    ;; the block reversed at $rev (16 bytes of room before it): an i64 load at $rev + n − 8 − k
-    ;; gives bytes k..k+7 most significant first
-    (local.set $i (i32.const 0))
+    ;; the block reversed at $rev: an i64 load at $rev + n − 8 − k gives bytes k..k+7, most
+    ;; significant first
     (block $rdone
       (loop $rloop
         (br_if $rdone (i32.ge_u (local.get $i) (local.get $n)))
@@ -221,14 +218,16 @@
         (br $rloop)))
     (local.set $rend (i32.sub (i32.add (local.get $rev) (local.get $n)) (i32.const 8)))
     (local.set $nb (i32.shl (local.get $n) (i32.const 3)))
+    (local.set $p (local.get $out))
+    (local.set $pend (i32.add (local.get $out) (local.get $cap)))
     (local.set $next (i32.const 257))
     (local.set $width (i32.const 9))
     (local.set $mask (i32.const 511))
-    (local.set $bump (i32.const 511))
     (block $exit
       (loop $main
-        (br_if $exit (i32.ge_u (local.get $op) (local.get $cap)))
-        (if (i32.gt_u (i32.add (local.get $bits) (local.get $width)) (local.get $nb)) (then (return (local.get $op))))
+        (br_if $exit (i32.ge_u (local.get $p) (local.get $pend)))
+        (if (i32.gt_u (i32.add (local.get $bits) (local.get $width)) (local.get $nb))
+          (then (return (i32.sub (local.get $p) (local.get $out)))))
         (local.set $code (i32.and
           (i32.wrap_i64 (i64.shr_u
             (i64.load (i32.sub (local.get $rend) (i32.shr_u (local.get $bits) (i32.const 3))))
@@ -242,32 +241,30 @@
             (local.set $next (i32.const 257))
             (local.set $width (i32.const 9))
             (local.set $mask (i32.const 511))
-            (local.set $bump (i32.const 511))
             (br $main)))
         ;; past the next free code, or a string right after a Clear: corrupt
         (if (i32.gt_u (local.get $code) (i32.sub (local.get $next) (i32.eq (local.get $next) (i32.const 257))))
           (then (return (select (i32.const -1) (i32.const -2) (i32.eq (local.get $next) (i32.const 257))))))
-        ;; entries: a string of up to 7 bytes inline (bytes, first at the bottom; length in the top
-        ;; byte); a longer one as i32 address | length << 32 | 1 << 63, copied from the output
-        (local.set $entry (i64.load (i32.add (local.get $tab) (i32.shl (local.get $code) (i32.const 3)))))
+        (local.set $entry (i64.load (i32.shl (local.get $code) (i32.const 3))))
         (if (i32.eq (local.get $code) (local.get $next))
           (then  ;; the string the previous one is about to add: itself and its own first byte
             (local.set $entry
-              (if (result i64) (i32.lt_u (local.get $oldLen) (i32.const 7))
+              (if (result i64) (i32.lt_u (local.get $ol8) (i32.const 56))
                 (then (i64.add (i64.add (local.get $oe)
                   (i64.shl (i64.and (local.get $oe) (i64.const 0xff)) (i64.extend_i32_u (local.get $ol8))))
                   (i64.const 0x100000000000000)))
-                (else (i64.or (i64.or (i64.extend_i32_u (local.get $oldPos))
-                  (i64.shl (i64.extend_i32_u (i32.add (local.get $oldLen) (i32.const 1))) (i64.const 32)))
+                (else (i64.or (i64.or
+                  (i64.extend_i32_u (i32.sub (local.get $p) (i32.shr_u (local.get $ol8) (i32.const 3))))
+                  (i64.shl (i64.extend_i32_u (i32.add (i32.shr_u (local.get $ol8) (i32.const 3)) (i32.const 1))) (i64.const 32)))
                   (i64.const 0x8000000000000000)))))))
-        (local.set $to (i32.add (local.get $out) (local.get $op)))
         (if (i64.ge_s (local.get $entry) (i64.const 0))
           (then
-            (i64.store (local.get $to) (local.get $entry))
+            (i64.store (local.get $p) (local.get $entry))
             (local.set $len (i32.wrap_i64 (i64.shr_u (local.get $entry) (i64.const 56))))
             (local.set $c (i64.and (local.get $entry) (i64.const 0xff))))
           (else
             (local.set $from (i32.wrap_i64 (local.get $entry)))
+            (local.set $to (local.get $p))
             (local.set $len (i32.and (i32.wrap_i64 (i64.shr_u (local.get $entry) (i64.const 32))) (i32.const 0xffff)))
             (local.set $c (i64.load8_u (local.get $from)))
             (local.set $end (i32.add (local.get $to) (local.get $len)))
@@ -284,25 +281,27 @@
                   (local.set $from (i32.add (local.get $from) (i32.const 1)))
                   (local.set $to (i32.add (local.get $to) (i32.const 1)))
                   (br_if $copy1 (i32.lt_u (local.get $to) (local.get $end))))))))
-        ;; the entry the previous string adds (slot 257 right after a Clear; slot 4096, spare, once full)
-        (i64.store (i32.add (local.get $tab) (i32.shl (local.get $next) (i32.const 3)))
-          (if (result i64) (i32.lt_u (local.get $oldLen) (i32.const 7))
+        ;; the entry the previous string adds (slot 257 right after a Clear; slot 4096, spare, once
+        ;; full); the previous string started $ol8 / 8 bytes before $p
+        (i64.store (i32.shl (local.get $next) (i32.const 3))
+          (if (result i64) (i32.lt_u (local.get $ol8) (i32.const 56))
             (then (i64.add (i64.add (local.get $oe) (i64.shl (local.get $c) (i64.extend_i32_u (local.get $ol8))))
               (i64.const 0x100000000000000)))
-            (else (i64.or (i64.or (i64.extend_i32_u (local.get $oldPos))
-              (i64.shl (i64.extend_i32_u (i32.add (local.get $oldLen) (i32.const 1))) (i64.const 32)))
+            (else (i64.or (i64.or
+              (i64.extend_i32_u (i32.sub (local.get $p) (i32.shr_u (local.get $ol8) (i32.const 3))))
+              (i64.shl (i64.extend_i32_u (i32.add (i32.shr_u (local.get $ol8) (i32.const 3)) (i32.const 1))) (i64.const 32)))
               (i64.const 0x8000000000000000)))))
         (local.set $next (i32.add (local.get $next) (i32.lt_u (local.get $next) (i32.const 4096))))
         (local.set $oe (local.get $entry))
-        (local.set $oldLen (local.get $len))
         (local.set $ol8 (i32.shl (local.get $len) (i32.const 3)))
-        (local.set $oldPos (i32.add (local.get $out) (local.get $op)))
-        (local.set $op (i32.add (local.get $op) (local.get $len)))
-        (if (i32.eq (local.get $next) (local.get $bump))
+        (local.set $p (i32.add (local.get $p) (local.get $len)))
+        (if (i32.eq (local.get $next) (local.get $mask))
           (then
-            (local.set $width (i32.add (local.get $width) (i32.const 1)))
-            (local.set $mask (i32.sub (i32.shl (i32.const 1) (local.get $width)) (i32.const 1)))
-            (local.set $bump (select (local.get $mask) (i32.const -1) (i32.lt_u (local.get $width) (i32.const 12))))))
+            (if (i32.lt_u (local.get $width) (i32.const 12))
+              (then
+                (local.set $width (i32.add (local.get $width) (i32.const 1)))
+                (local.set $mask (i32.sub (i32.shl (i32.const 1) (local.get $width)) (i32.const 1)))))))
         (br $main)))
-    (select (local.get $cap) (local.get $op) (i32.gt_u (local.get $op) (local.get $cap))))
+    (local.set $len (i32.sub (local.get $p) (local.get $out)))
+    (select (local.get $cap) (local.get $len) (i32.gt_u (local.get $len) (local.get $cap))))
 )
