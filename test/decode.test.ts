@@ -79,6 +79,24 @@ describe('LZW in WebAssembly equals the JavaScript decoder', () => {
     }
     expect(errors).toBeGreaterThan(10); // both decoders really reached their error paths
   });
+
+  it('a block too long for the kernel (its bit count is an i32) is refused by it and decoded in JavaScript', async () => {
+    const { LzwBlockDecoder, lzwDecode } = await import('../src/decode/codecs.js');
+    const { WasmLzw } = await import('../src/decode/lzw-wasm.js');
+    const { lzwEncode } = await import('../src/tools/tiff-writer.js');
+    const stream = lzwEncode(Uint8Array.from({ length: 64 }, (_, i) => 65 + (i % 7)));
+    const huge = new Uint8Array(WasmLzw.MAX_BLOCK + 1); // the stream, then zeros after its end code
+    huge.set(stream);
+    const kernel = new WasmLzw();
+    expect(() => kernel.decodeInto(huge, new Uint8Array(64))).toThrow(RangeError);
+    const decoder = new LzwBlockDecoder({} as never);
+    decoder.use(kernel);
+    const out = new Uint8Array(64);
+    const expected = new Uint8Array(64);
+    expect(decoder.decodeInto(huge, out)).toBe(lzwDecode(huge, expected));
+    expect(Array.from(out)).toEqual(Array.from({ length: 64 }, (_, i) => 65 + (i % 7)));
+    expect(out).toEqual(expected);
+  });
 });
 
 describe('the predictor in WebAssembly equals the JavaScript one', () => {

@@ -2,7 +2,7 @@ import { BaseDecoder, addDecoder } from 'geotiff';
 import { XrayError } from '../errors.js';
 import { Inflater } from './inflate.js';
 import { DecodeKernels } from './kernels.js';
-import type { WasmLzw } from './lzw-wasm.js';
+import { WasmLzw } from './lzw-wasm.js';
 
 /**
  * Block decoders registered in geotiff's decoder registry (`addDecoder`), replacing its own for the
@@ -99,7 +99,8 @@ export class LzwBlockDecoder extends BaseDecoder implements IntoDecoder {
 
   decodeInto(block: Uint8Array, dst: Uint8Array): number {
     if (this.wasm === undefined) this.wasm = DecodeKernels.create()?.lzw ?? null;
-    return this.wasm ? this.wasm.decodeInto(block, dst) : lzwDecode(block, dst);
+    // the kernel counts the block's bits in an i32: a longer block (~256 MiB) goes the JavaScript way
+    return this.wasm && block.length <= WasmLzw.MAX_BLOCK ? this.wasm.decodeInto(block, dst) : lzwDecode(block, dst);
   }
 
   override decodeBlock(buffer: ArrayBufferLike): ArrayBufferLike {

@@ -15,6 +15,8 @@ interface Exports {
 const REV = 4097 * 8 + 24;
 
 export class WasmLzw {
+  /** The longest block the kernel takes: it counts the block's bits in an i32 (callers use lzwDecode beyond). */
+  static readonly MAX_BLOCK = 2 ** 28 - 64;
   private readonly k: Exports;
 
   constructor() {
@@ -23,6 +25,7 @@ export class WasmLzw {
 
   /** Decodes one block into `dst` (at most its length); returns the bytes written. */
   decodeInto(src: Uint8Array, dst: Uint8Array): number {
+    if (src.length > WasmLzw.MAX_BLOCK) throw new RangeError(`LZW block of ${src.length} bytes: the kernel takes at most ${WasmLzw.MAX_BLOCK}`);
     const size = (src.length + 15) & ~15;
     const at = REV + size; // the block; the kernel reads up to 15 bytes past it
     const out = at + size + 16;
