@@ -22,17 +22,25 @@ export interface WatcherOptions {
   logger: Logger;
   /** Called once per complete file (size and mtime unchanged for settleMs). */
   onSettled: (file: SettledFile) => void;
+  /** How a path's size and mtime are read (default `statCapture`; tests slow it down). */
+  statFile?: (path: string) => Promise<{ size: number; mtimeMs: number } | null>;
 }
 
 /**
  * Watches the capture folder (chokidar, recursive) and reports each matching file once it is
  * complete: its size and mtime unchanged for `settleMs`. A file renamed into place arrives whole
  * and settles after one interval; one copied in chunks keeps re-arming its timer until the
- * writer stops. At start, `reconcile` lists what is already there (the restart case).
+ * writer stops. At start, `reconcile` lists what is already there (the restart case). Files that
+ * settle together are reported oldest first (mtime, then path), so that a backlog is scored in
+ * arrival order.
  */
 export class CaptureWatcher {
   private watcher: FSWatcher | null = null;
   private readonly pending = new Map<string, { size: number; mtimeMs: number; timer: NodeJS.Timeout }>();
+  /** Paths whose settle timer fired (with that timer), checked together by the next `flush`. */
+  private readonly due = new Map<string, NodeJS.Timeout>();
+  /** The flushes, one after another: files are reported in the order their checks began. */
+  private flushes: Promise<void> = Promise.resolve();
   private rescanTimer: NodeJS.Timeout | null = null;
   private rescanning = false;
   /** The last `isKnown` given to reconcile: what a name-triggered rescan checks against. */
@@ -42,8 +50,10 @@ export class CaptureWatcher {
   folderMissing = false;
   private readonly matches: (p: string) => boolean;
   private readonly skipFolder: (p: string) => boolean;
+  private readonly stat: (path: string) => Promise<{ size: number; mtimeMs: number } | null>;
 
   constructor(private readonly o: WatcherOptions) {
+    this.stat = o.statFile ?? statCapture;
     this.matches = captureMatcher(o.dir, o.patterns, o.ignore);
     this.skipFolder = folderIgnored(o.dir, o.ignore);
   }
@@ -120,6 +130,7 @@ export class CaptureWatcher {
     if (this.lossyRescan) clearTimeout(this.lossyRescan);
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
+    this.due.clear();
     await this.watcher?.close();
     this.watcher = null;
   }
@@ -151,7 +162,7 @@ export class CaptureWatcher {
     await walk(this.o.dir);
     const found: SettledFile[] = [];
     for (const path of files) {
-      const s = await statOrNull(path);
+      const s = await this.stat(path);
       if (s && !isKnown({ path, ...s })) found.push({ path, ...s });
     }
     found.sort((a, b) => a.mtimeMs - b.mtimeMs || a.path.localeCompare(b.path));
@@ -166,7 +177,7 @@ export class CaptureWatcher {
 
   private touch(path: string): void {
     if (!this.matches(path)) return;
-    void statOrNull(path).then((s) => {
+    void this.stat(path).then((s) => {
       if (s) this.arm(path, s.size, s.mtimeMs);
     });
   }
@@ -174,24 +185,50 @@ export class CaptureWatcher {
   private arm(path: string, size: number, mtimeMs: number): void {
     const prev = this.pending.get(path);
     if (prev) clearTimeout(prev.timer);
-    const timer = setTimeout(() => void this.check(path), this.o.settleMs);
+    const timer = setTimeout(() => {
+      if (this.due.size === 0) setImmediate(() => this.scheduleFlush());
+      this.due.set(path, timer);
+    }, this.o.settleMs);
     this.pending.set(path, { size, mtimeMs, timer });
   }
 
-  private async check(path: string): Promise<void> {
-    const p = this.pending.get(path);
-    if (!p) return;
-    const s = await statOrNull(path);
-    if (!s) {
-      this.pending.delete(path);
-      return;
+  private scheduleFlush(): void {
+    this.flushes = this.flushes.then(() => this.flush()).catch((err) => {
+      this.o.logger.error({ err: (err as Error).message }, 'capture settle check failed');
+    });
+  }
+
+  /**
+   * Checks every file whose timer fired in one turn of the event loop (a backlog's are armed
+   * together) and reports the settled ones oldest first (mtime, then path). One check per file
+   * used to report in the order the stats came back from libuv's thread pool, and the capture
+   * loop, woken by the first, took it even when an older one was a moment behind.
+   */
+  private async flush(): Promise<void> {
+    const batch = [...this.due];
+    this.due.clear();
+    const stats = await Promise.all(batch.map(([path]) => this.stat(path).catch(() => undefined)));
+    const settled: SettledFile[] = [];
+    batch.forEach(([path, timer], i) => {
+      const p = this.pending.get(path);
+      if (!p || p.timer !== timer) return; // forgotten, or changed again since its timer fired
+      const s = stats[i];
+      if (s === undefined) this.arm(path, p.size, p.mtimeMs); // the stat failed: look again later
+      else if (!s) this.pending.delete(path);
+      else if (s.size !== p.size || s.mtimeMs !== p.mtimeMs) this.arm(path, s.size, s.mtimeMs);
+      else {
+        this.pending.delete(path);
+        settled.push({ path, size: s.size, mtimeMs: s.mtimeMs });
+      }
+    });
+    settled.sort((a, b) => a.mtimeMs - b.mtimeMs || a.path.localeCompare(b.path));
+    for (const f of settled) {
+      try {
+        this.o.onSettled(f);
+      } catch (err) {
+        this.o.logger.error({ file: f.path, err: (err as Error).message }, 'capture could not be handed on');
+      }
     }
-    if (s.size !== p.size || s.mtimeMs !== p.mtimeMs) {
-      this.arm(path, s.size, s.mtimeMs);
-      return;
-    }
-    this.pending.delete(path);
-    this.o.onSettled({ path, size: s.size, mtimeMs: s.mtimeMs });
   }
 
   private forget(path: string): void {
@@ -206,7 +243,7 @@ export class CaptureWatcher {
  * link), or the entry itself for anything else (FIFO, device, folder, dangling link), which the
  * capture loop then records as an error. Null when the path is gone.
  */
-async function statOrNull(path: string): Promise<{ size: number; mtimeMs: number } | null> {
+export async function statCapture(path: string): Promise<{ size: number; mtimeMs: number } | null> {
   try {
     const s = await stat(fsPath(path));
     return s.isFile() ? { size: s.size, mtimeMs: s.mtimeMs } : { size: 0, mtimeMs: s.mtimeMs };
