@@ -165,7 +165,7 @@ export class CaptureWatcher {
       const s = await this.stat(path);
       if (s && !isKnown({ path, ...s })) found.push({ path, ...s });
     }
-    found.sort((a, b) => a.mtimeMs - b.mtimeMs || a.path.localeCompare(b.path));
+    found.sort(oldestFirst);
     // Files still being written settle through the normal path (ones already settling keep their timer).
     for (const f of found) if (!this.pending.has(f.path)) this.arm(f.path, f.size, f.mtimeMs);
     return found.length;
@@ -221,7 +221,7 @@ export class CaptureWatcher {
         settled.push({ path, size: s.size, mtimeMs: s.mtimeMs });
       }
     });
-    settled.sort((a, b) => a.mtimeMs - b.mtimeMs || a.path.localeCompare(b.path));
+    settled.sort(oldestFirst);
     for (const f of settled) {
       try {
         this.o.onSettled(f);
@@ -236,6 +236,11 @@ export class CaptureWatcher {
     if (p) clearTimeout(p.timer);
     this.pending.delete(path);
   }
+}
+
+/** Arrival order: mtime, then path (the capture queue's order too). */
+function oldestFirst(a: SettledFile, b: SettledFile): number {
+  return a.mtimeMs - b.mtimeMs || a.path.localeCompare(b.path);
 }
 
 /**
