@@ -16,7 +16,7 @@ export const ERROR_CODES = {
   TIFF_UNSUPPORTED_SAMPLE_FORMAT: 'Samples are signed integers or floating point, not unsigned.',
   TIFF_UNSUPPORTED_SAMPLES: 'More than one sample per pixel (RGB, alpha, extra samples).',
   TIFF_UNSUPPORTED_PHOTOMETRIC: 'Photometric interpretation other than MinIsBlack / MinIsWhite.',
-  TIFF_UNSUPPORTED_COMPRESSION: 'Compression other than none, LZW, Deflate or PackBits (e.g. JPEG).',
+  TIFF_UNSUPPORTED_COMPRESSION: 'Compression other than none, LZW, Deflate, PackBits or Zstandard (e.g. JPEG).',
   TIFF_UNSUPPORTED_PREDICTOR: 'Predictor other than none or horizontal (e.g. floating point).',
   TIFF_CORRUPT_DATA: 'A compressed block does not decode to the size the header declares.',
   MODEL_NOT_FOUND: 'No model bundle at the given path, or the repository has no active bundle.',

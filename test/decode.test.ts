@@ -13,10 +13,11 @@ describe('TIFF decoding of files written by other tools', () => {
 
   it('covers every encoding the scoring contract names', () => {
     const descs = kit.map((k) => `${k.tool} ${k.desc}`).join('\n');
-    for (const needle of ['lzw', 'deflate8', 'deflate32946', 'packbits', 'RLE', 'tiled', 'BigTIFF', 'be', 'MinIsWhite', 'two pages', 'predictor=True']) {
+    for (const needle of ['lzw', 'deflate8', 'deflate32946', 'packbits', 'RLE', 'tiled', 'BigTIFF', 'be', 'MinIsWhite', 'two pages', 'predictor=True',
+      'libtiff -B -r 1', 'libtiff -B -c zstd', 'libtiff -8 -B -t', 'gdal COMPRESS=ZSTD PREDICTOR=2 ENDIANNESS=BIG', 'gdal COMPRESS=ZSTD BIGTIFF=YES TILED=YES']) {
       expect(descs).toContain(needle);
     }
-    expect(new Set(kit.map((k) => k.tool))).toEqual(new Set(['tifffile', 'opencv', 'imagemagick']));
+    expect(new Set(kit.map((k) => k.tool))).toEqual(new Set(['tifffile', 'opencv', 'imagemagick', 'libtiff', 'gdal']));
   });
 
   it('decodes each file to exactly the source pixels', async () => {

@@ -5,7 +5,7 @@ import { cli, jsonLines, makeKit, python, readNpy, ROOT, tempDir, type KitEntry 
 /**
  * The scoring contract against the training side: ONNX models exported by PyTorch
  * (torch.onnx.export, a softmax `probs` and a `logits` variant) packed with `xray-qc model pack`,
- * TIFFs written by tifffile, OpenCV and ImageMagick in every encoding, all four conversions.
+ * TIFFs written by tifffile, OpenCV, ImageMagick, libtiff (tiffcp) and GDAL in every encoding, all four conversions.
  * Reference: test/tools/torch_reference.py (NumPy/OpenCV preprocessing + the PyTorch model).
  */
 
@@ -63,7 +63,7 @@ describe('parity with a PyTorch + OpenCV implementation', () => {
 
   it.each(CONVERSIONS)('preprocess tensors (%s) are within one 8-bit level of the reference at every element', (conversion) => {
     const STD = [0.229, 0.224, 0.225];
-    for (const entry of kit.filter((e) => ['cv_lzw.tif', 'im_zip_pred_msb.tif', 'tf_tiled_be.tif', 'tf_miniswhite.tif'].includes(e.file))) {
+    for (const entry of kit.filter((e) => ['cv_lzw.tif', 'im_zip_pred_msb.tif', 'tf_tiled_be.tif', 'tf_miniswhite.tif', 'lt_be_rows1.tif', 'lt_bigtiff_zstd_tiled_be.tif', 'gd_zstd_pred_be.tif'].includes(e.file))) {
       const out = join(tempDir(), 't.npy');
       const r = cli(['preprocess', '--model', join(dir, `softmax-${conversion}`), '--out', out, join(dir, 'kit', entry.file)]);
       expect(r.code, r.stderr).toBe(0);

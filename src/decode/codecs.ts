@@ -3,6 +3,7 @@ import { XrayError } from '../errors.js';
 import { Inflater } from './inflate.js';
 import { DecodeKernels } from './kernels.js';
 import { WasmLzw } from './lzw-wasm.js';
+import { ZstdInflater } from './zstd.js';
 
 /**
  * Block decoders registered in geotiff's decoder registry (`addDecoder`), replacing its own for the
@@ -52,6 +53,19 @@ export class DeflateBlockDecoder extends BaseDecoder implements IntoDecoder {
 
   decodeInto(block: Uint8Array, dst: Uint8Array): number {
     return this.inflater.inflateInto(block, dst);
+  }
+
+  override decodeBlock(buffer: ArrayBufferLike): ArrayBufferLike {
+    return decodeFresh(this, buffer, blockBytes(this.parameters));
+  }
+}
+
+export class ZstdBlockDecoder extends BaseDecoder implements IntoDecoder {
+  /** Set before geotiff constructs the class (its registry awaits the import function below). */
+  static inflater: ZstdInflater;
+
+  decodeInto(block: Uint8Array, dst: Uint8Array): number {
+    return ZstdBlockDecoder.inflater.decompressInto(block, dst);
   }
 
   override decodeBlock(buffer: ArrayBufferLike): ArrayBufferLike {
@@ -180,4 +194,8 @@ export function registerCodecs(): void {
   addDecoder([8, 32946], () => Promise.resolve(DeflateBlockDecoder as never), undefined, false);
   addDecoder(5, () => Promise.resolve(LzwBlockDecoder as never), undefined, false);
   addDecoder(32773, () => Promise.resolve(PackBitsBlockDecoder as never), undefined, false);
+  addDecoder(50000, async () => {
+    ZstdBlockDecoder.inflater ??= await ZstdInflater.create();
+    return ZstdBlockDecoder as never;
+  }, undefined, false);
 }

@@ -19,6 +19,16 @@ export interface TiffStructure {
   /** Offset of the first image directory (the page we decode). */
   firstIfd: number;
   directories: number;
+  /** The first directory's entries by tag number (the first entry wins if a tag repeats). */
+  tags: Map<number, TagEntry>;
+}
+
+/** One directory entry whose value (inline or not) was checked to lie inside the file. */
+export interface TagEntry {
+  type: number;
+  count: number;
+  /** Where the value's bytes start: inside the entry when they fit, else the offset it holds. */
+  valueAt: number;
 }
 
 export function checkTiffStructure(bytes: Uint8Array): TiffStructure {
@@ -47,14 +57,45 @@ export function checkTiffStructure(bytes: Uint8Array): TiffStructure {
   if (first === 0) throw new XrayError('TIFF_BAD_TAG', 'the file has no image directory');
 
   const seen = new Set<number>();
+  const tags = new Map<number, TagEntry>();
   let offset = first;
   while (offset !== 0) {
     if (seen.has(offset)) throw new XrayError('TIFF_IFD_LOOP', `image directory at offset ${offset} is visited twice`);
     if (seen.size >= MAX_DIRECTORIES) throw new XrayError('TIFF_IFD_LOOP', `more than ${MAX_DIRECTORIES} image directories`);
     seen.add(offset);
-    offset = checkDirectory(view, offset, le, bigTiff, seen.size === 1);
+    offset = checkDirectory(view, offset, le, bigTiff, seen.size === 1 ? tags : null);
   }
-  return { littleEndian: le, bigTiff, firstIfd: first, directories: seen.size };
+  return { littleEndian: le, bigTiff, firstIfd: first, directories: seen.size, tags };
+}
+
+/** Integer field types and how to read one value of each (BYTE, SHORT, LONG, IFD, LONG8, IFD8, signed). */
+const INTEGER_READERS: Record<number, (view: DataView, at: number, le: boolean) => number> = {
+  1: (v, at) => v.getUint8(at),
+  3: (v, at, le) => v.getUint16(at, le),
+  4: (v, at, le) => v.getUint32(at, le),
+  13: (v, at, le) => v.getUint32(at, le),
+  16: (v, at, le) => readU64(v, at, le),
+  18: (v, at, le) => readU64(v, at, le),
+  6: (v, at) => v.getInt8(at),
+  8: (v, at, le) => v.getInt16(at, le),
+  9: (v, at, le) => v.getInt32(at, le),
+};
+
+/**
+ * The integer values of a tag of the first directory, read in the file's byte order wherever they
+ * are stored (geotiff 3.0.5 reads large out-of-line arrays as little-endian whatever the file says:
+ * libtiff's big-endian strip offsets came back as 2^27). `undefined` when the tag is absent.
+ */
+export function readIntegerTag(bytes: Uint8Array, structure: TiffStructure, tag: number, name: string): number[] | undefined {
+  const entry = structure.tags.get(tag);
+  if (!entry) return undefined;
+  const read = INTEGER_READERS[entry.type];
+  if (!read) throw new XrayError('TIFF_BAD_TAG', `${name} has field type ${entry.type}, expected an integer type`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const size = TYPE_SIZES[entry.type];
+  const out = new Array<number>(entry.count);
+  for (let i = 0; i < entry.count; i++) out[i] = read(view, entry.valueAt + i * size, structure.littleEndian);
+  return out;
 }
 
 function isByteOrderMark(bytes: Uint8Array): boolean {
@@ -62,7 +103,8 @@ function isByteOrderMark(bytes: Uint8Array): boolean {
 }
 
 /** Checks one directory and returns the offset of the next (0 = none). */
-function checkDirectory(view: DataView, offset: number, le: boolean, big: boolean, isFirst: boolean): number {
+function checkDirectory(view: DataView, offset: number, le: boolean, big: boolean, tags: Map<number, TagEntry> | null): number {
+  const isFirst = tags !== null;
   const size = view.byteLength;
   const countBytes = big ? 8 : 2;
   const entryBytes = big ? 20 : 12;
@@ -91,10 +133,12 @@ function checkDirectory(view: DataView, offset: number, le: boolean, big: boolea
       continue; // later pages are never decoded; an odd tag there is not our concern
     }
     const bytes = count * typeSize;
+    let valueAt = at + 4 + (big ? 8 : 4);
     if (bytes > inlineBytes) {
-      const valueOffset = big ? readU64(view, at + 4 + 8, le) : view.getUint32(at + 8, le);
-      if (valueOffset + bytes > size) throw outOfFile(`value of tag ${tag} (${count} × ${typeSize} bytes)`, valueOffset, bytes);
+      valueAt = big ? readU64(view, at + 4 + 8, le) : view.getUint32(at + 8, le);
+      if (valueAt + bytes > size) throw outOfFile(`value of tag ${tag} (${count} × ${typeSize} bytes)`, valueAt, bytes);
     }
+    if (tags && !tags.has(tag)) tags.set(tag, { type, count, valueAt });
   }
   const nextAt = offset + countBytes + entries * entryBytes;
   return big ? readU64(view, nextAt, le) : view.getUint32(nextAt, le);

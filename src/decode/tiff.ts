@@ -1,7 +1,7 @@
-import { fromArrayBuffer, getDecoder } from 'geotiff';
+import { getDecoder } from 'geotiff';
 import { XrayError, toXrayError } from '../errors.js';
 import { canDecodeInto, LzwBlockDecoder, registerCodecs } from './codecs.js';
-import { checkTiffStructure } from './tiff-structure.js';
+import { checkTiffStructure, readIntegerTag, type TiffStructure } from './tiff-structure.js';
 import { DecodeKernels } from './kernels.js';
 import type { WasmPredictor } from './predictor-wasm.js';
 
@@ -31,10 +31,10 @@ export interface Scratch {
 
 export const DEFAULT_MAX_PIXELS = 50_000_000;
 
-const SUPPORTED_COMPRESSION = new Set([1, 5, 8, 32946, 32773]);
+const SUPPORTED_COMPRESSION = new Set([1, 5, 8, 32946, 32773, 50000]);
 const COMPRESSION_NAMES: Record<number, string> = {
   2: 'CCITT RLE', 3: 'CCITT G3', 4: 'CCITT G4', 6: 'old JPEG', 7: 'JPEG', 34887: 'LERC', 34925: 'LZMA',
-  50000: 'Zstd', 50001: 'WebP', 34712: 'JPEG 2000',
+  50001: 'WebP', 34712: 'JPEG 2000',
 };
 
 /**
@@ -51,12 +51,7 @@ export async function decodeTiff(bytes: Uint8Array, options: DecodeOptions = {},
   // scratch buffers). A longer one is fine: every offset geotiff and we follow was checked
   // against the file's length above, and strips are read through views bounded by it.
   const buffer = (bytes.byteOffset === 0 ? bytes.buffer : bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) as ArrayBuffer;
-  let dir: Awaited<ReturnType<typeof readDirectory>>;
-  try {
-    dir = await readDirectory(buffer);
-  } catch (err) {
-    throw toXrayError(err, 'TIFF_BAD_TAG');
-  }
+  const dir = readDirectory(bytes, structure);
   const tag = (name: string): number | undefined => scalar(dir.get(name));
   const width = tag('ImageWidth');
   const height = tag('ImageLength');
@@ -179,20 +174,21 @@ export async function decodeTiff(bytes: Uint8Array, options: DecodeOptions = {},
   return { width, height, data: out };
 }
 
-type Directory = Map<string, unknown>;
+type Directory = Map<string, number[]>;
 
-async function readDirectory(buffer: ArrayBuffer): Promise<Directory> {
-  const tiff = await fromArrayBuffer(buffer);
-  const image = await tiff.getImage(0);
-  const fd = image.fileDirectory;
-  const names = [
-    'ImageWidth', 'ImageLength', 'BitsPerSample', 'SamplesPerPixel', 'SampleFormat', 'PhotometricInterpretation',
-    'Compression', 'Predictor', 'RowsPerStrip', 'StripOffsets', 'StripByteCounts', 'TileWidth', 'TileLength',
-    'TileOffsets', 'TileByteCounts',
-  ];
+/** The tags decoding needs, by name, with their numbers (TIFF 6.0 and its Technical Notes). */
+const TAGS: Record<string, number> = {
+  ImageWidth: 256, ImageLength: 257, BitsPerSample: 258, Compression: 259, PhotometricInterpretation: 262,
+  StripOffsets: 273, SamplesPerPixel: 277, RowsPerStrip: 278, StripByteCounts: 279, Predictor: 317,
+  TileWidth: 322, TileLength: 323, TileOffsets: 324, TileByteCounts: 325, SampleFormat: 339,
+};
+
+/** The first directory's tags, read by our own parser in the file's byte order (BigTIFF too). */
+function readDirectory(bytes: Uint8Array, structure: TiffStructure): Directory {
   const dir: Directory = new Map();
-  for (const name of names) {
-    if (fd.hasTag(name as never)) dir.set(name, await fd.loadValue(name as never));
+  for (const [name, tag] of Object.entries(TAGS)) {
+    const values = readIntegerTag(bytes, structure, tag, name);
+    if (values !== undefined) dir.set(name, values);
   }
   return dir;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Writes 16-bit grayscale TIFFs with other tools (tifffile, OpenCV, ImageMagick) in every
-encoding xray-qc must read, plus the source arrays, for the decoder and parity tests.
+"""Writes 16-bit grayscale TIFFs with other tools (tifffile, OpenCV, ImageMagick, libtiff's
+tiffcp, GDAL's gdal_translate) in every encoding xray-qc must read, plus the source arrays, for the decoder and parity tests.
 
 usage: make_kit.py OUTDIR [--width W --height H --seed S]
 Writes OUTDIR/kit.json: [{"file", "source", "invert", "tool", "desc"}].
@@ -94,6 +94,38 @@ def main():
                         '-define', 'quantum:format=unsigned', *opts, p(name)], check=True)
         add(name, 'imagemagick', ' '.join(opts))
     os.remove(pgm)
+    # libtiff's own tool, from tifffile's plain file: byte orders, one row per strip (offsets and
+    # counts stored out of line), LZW/Deflate/Zstandard with predictor, PackBits, tiles, BigTIFF
+    src = p('tf_none_le.tif')
+    lt = [
+        ('lt_be.tif', ['-B']),
+        ('lt_le_rows3.tif', ['-L', '-r', '3']),
+        ('lt_be_rows1.tif', ['-B', '-r', '1']),
+        ('lt_lzw_pred_be.tif', ['-B', '-c', 'lzw:2', '-r', '4']),
+        ('lt_zip_pred_le.tif', ['-L', '-c', 'zip:2']),
+        ('lt_packbits_be.tif', ['-B', '-c', 'packbits']),
+        ('lt_tiled_lzw_be.tif', ['-B', '-t', '-w', '48', '-l', '32', '-c', 'lzw:2']),
+        ('lt_zstd_be.tif', ['-B', '-c', 'zstd', '-r', '2']),
+        ('lt_zstd_pred_le.tif', ['-L', '-c', 'zstd:2']),
+        ('lt_bigtiff_zstd_tiled_be.tif', ['-8', '-B', '-t', '-w', '32', '-l', '64', '-c', 'zstd:2']),
+    ]
+    for name, opts in lt:
+        subprocess.run(['tiffcp', *opts, src, p(name)], check=True)
+        add(name, 'libtiff', ' '.join(opts))
+    # GDAL, from the same file
+    gd = [
+        ('gd_lzw_pred.tif', ['COMPRESS=LZW', 'PREDICTOR=2']),
+        ('gd_deflate_pred_tiled_be.tif', ['COMPRESS=DEFLATE', 'PREDICTOR=2', 'TILED=YES', 'BLOCKXSIZE=64', 'BLOCKYSIZE=32', 'ENDIANNESS=BIG']),
+        ('gd_zstd.tif', ['COMPRESS=ZSTD']),
+        ('gd_zstd_pred_be.tif', ['COMPRESS=ZSTD', 'PREDICTOR=2', 'ENDIANNESS=BIG', 'BLOCKYSIZE=1']),
+        ('gd_packbits.tif', ['COMPRESS=PACKBITS']),
+        ('gd_bigtiff_zstd_tiled.tif', ['COMPRESS=ZSTD', 'BIGTIFF=YES', 'TILED=YES', 'BLOCKXSIZE=32', 'BLOCKYSIZE=32']),
+        ('gd_none_be_rows5.tif', ['ENDIANNESS=BIG', 'BLOCKYSIZE=5']),
+    ]
+    for name, opts in gd:
+        co = [x for o in opts for x in ('-co', o)]
+        subprocess.run(['gdal_translate', '-q', *co, src, p(name)], check=True)
+        add(name, 'gdal', ' '.join(opts))
     with open(p('kit.json'), 'w') as f:
         json.dump(kit, f, indent=1)
 
