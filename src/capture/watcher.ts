@@ -74,8 +74,7 @@ export class CaptureWatcher {
     watcher.on('add', (p) => this.touch(p));
     watcher.on('change', (p) => this.touch(p));
     watcher.on('unlink', (p) => this.forget(p));
-    // A folder named like a capture gets an error verdict rather than silence.
-    watcher.on('addDir', (p) => this.touch(p));
+    // A folder is never a capture, whatever its name: chokidar watches inside it.
     // A name that is not UTF-8 reaches chokidar as U+FFFD and cannot be opened under that string:
     // list its folder as bytes instead (reconcile) once the writer has had time to settle.
     watcher.on('raw', (_event, path) => {
@@ -151,10 +150,10 @@ export class CaptureWatcher {
       for (const e of entries) {
         const p = join(dir, nameFromBytes(e.name));
         if (e.isDirectory()) {
-          if (this.matches(p)) files.push(p); // a folder named like a capture: an error verdict
-          if (!this.skipFolder(p)) await walk(p);
-        } else if (!e.isDirectory() && this.matches(p)) {
-          // files, and also links, FIFOs, devices: each gets a verdict (scored, or an error)
+          if (!this.skipFolder(p)) await walk(p); // a folder, whatever its name: never a capture
+        } else if (this.matches(p)) {
+          // files, and also links, FIFOs, devices: each gets a verdict (scored, or an error), once
+          // until it changes (the audit row keeps this stat as its identity)
           files.push(p);
         }
       }
@@ -245,12 +244,15 @@ function oldestFirst(a: SettledFile, b: SettledFile): number {
 
 /**
  * Size and mtime of what a capture path names, without opening it: a regular file (through a
- * link), or the entry itself for anything else (FIFO, device, folder, dangling link), which the
- * capture loop then records as an error. Null when the path is gone.
+ * link), or the entry itself for anything else (FIFO, device, dangling link), which the capture
+ * loop then records as an error — with this stat as its identity, so that a rescan or a restart
+ * does not record it again until it changes. Null when the path is gone or is a folder (or a link
+ * to one): a folder is never a capture.
  */
 export async function statCapture(path: string): Promise<{ size: number; mtimeMs: number } | null> {
   try {
     const s = await stat(fsPath(path));
+    if (s.isDirectory()) return null;
     return s.isFile() ? { size: s.size, mtimeMs: s.mtimeMs } : { size: 0, mtimeMs: s.mtimeMs };
   } catch {
     try {

@@ -266,17 +266,20 @@ export class Pipeline {
 
   private record(row: QueueRow, scorer: Scorer, prepared: Prepared, result: ScoreResult): void {
     const m = scorer.bundle.manifest;
-    const mtime = prepared.capture?.mtimeMs ?? null;
+    // What could not be read (a FIFO, a dangling link, a link out of the folder) keeps the stat the
+    // watcher queued it with: the identity a rescan or restart checks, so it is recorded once.
+    const stat = prepared.capture ?? { size: row.file_bytes, mtimeMs: row.file_mtime_ms };
+    const mtime = stat.mtimeMs;
     const ok = result.verdict !== 'error';
     const input: InspectionInput = {
       station_id: this.ctx.stationId,
       file_path: row.file_path,
       file_sha256: prepared.sha256,
-      file_bytes: prepared.capture?.size ?? null,
+      file_bytes: stat.size,
       file_mtime_ms: mtime,
       width: ok ? result.width : null,
       height: ok ? result.height : null,
-      captured_at: mtime === null ? null : new Date(mtime).toISOString(),
+      captured_at: new Date(mtime).toISOString(),
       scored_at: new Date().toISOString(),
       verdict: result.verdict,
       reason: result.reason,
