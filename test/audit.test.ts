@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import Sqlite from 'better-sqlite3';
+import Sqlite from '../src/record/sqlite.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/record/database.js';
 import { Store, type InspectionInput } from '../src/record/store.js';

@@ -1,6 +1,6 @@
 import { open, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import Sqlite from 'better-sqlite3';
+import Sqlite from '../src/record/sqlite.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeTiff16 } from '../src/tools/tiff-writer.js';
 import { synthElectrode } from '../src/tools/synth.js';

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Sqlite from 'better-sqlite3';
+import Sqlite from '../src/record/sqlite.js';
 import { afterEach, expect, it } from 'vitest';
 import { tempDir } from './helpers.js';
 import { DaemonProcess, freePort, makeStation, Mosquitto, until } from './station.js';

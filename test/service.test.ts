@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cli, ROOT, tempDir } from './helpers.js';
-import Sqlite from 'better-sqlite3';
+import Sqlite from '../src/record/sqlite.js';
 import { DaemonProcess, freePort, makeStation, Mosquitto, notifyListener, until } from './station.js';
 
 const cleanups: Array<() => Promise<unknown> | void> = [];

@@ -25,7 +25,7 @@ interface NativeHandle {
  * but abort the process (the binding CHECKs its arguments), so other versions use `inflateSync`
  * until tested (test/inflate.test.ts) and added here.
  */
-export const TESTED_NODE_MAJORS = [20];
+export const TESTED_NODE_MAJORS = [20, 22, 24];
 
 /** Room for the check that a block does not go on past the bytes it may fill. */
 const PROBE = new Uint8Array(16);

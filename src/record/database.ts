@@ -1,9 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Sqlite from 'better-sqlite3';
+import Sqlite, { type SqliteDatabase } from './sqlite.js';
 import { MIGRATIONS } from './schema.js';
 
-export type Db = Sqlite.Database;
+export type Db = SqliteDatabase;
 
 /** Opens (creating if needed) the audit database in WAL mode and applies pending migrations. */
 export function openDatabase(path: string): Db {

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import Sqlite from 'better-sqlite3';
+import Sqlite from '../../src/record/sqlite.js';
 import { expect, it } from 'vitest';
 import { fsPath, nameFromBytes } from '../../src/capture/names.js';
 import { writeMalformedSet } from '../tools/malformed.js';

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Sqlite from 'better-sqlite3';
+import Sqlite, { type SqliteDatabase } from '../../src/record/sqlite.js';
 import { afterEach } from 'vitest';
 import { prng } from '../../src/tools/random.js';
 import { encodeTiff16 } from '../../src/tools/tiff-writer.js';
@@ -77,7 +77,7 @@ export interface AuditRow { seq: number; id: string; file_path: string; verdict:
 
 /** The audit rows, or none while the database cannot be opened (not created yet, or out of reach). */
 export function auditRows(db: string): AuditRow[] {
-  let d: Sqlite.Database;
+  let d: SqliteDatabase;
   try {
     d = new Sqlite(db, { readonly: true, fileMustExist: true });
   } catch {
