@@ -112,6 +112,13 @@ export class LzwBlockDecoder extends BaseDecoder implements IntoDecoder {
   }
 
   decodeInto(block: Uint8Array, dst: Uint8Array): number {
+    // TIFF 6.0's decoder starts from a Clear code, and libtiff (4.5) refuses a strip that does not
+    // ("Using code not yet in table"); so do we, rather than decode what the writer's own library
+    // could not read back. This also refuses pre-1995 bit-reversed LZW, which starts with 0x00.
+    // The fuzz test against libtiff found this the only difference between the two.
+    if (block.length < 2 || block[0] !== 0x80 || (block[1] & 0x80) !== 0) {
+      throw new XrayError('TIFF_CORRUPT_DATA', 'LZW block does not start with a Clear code (TIFF 6.0 requires it; libtiff refuses such a block too)');
+    }
     if (this.wasm === undefined) this.wasm = DecodeKernels.create()?.lzw ?? null;
     // the kernel counts the block's bits in an i32: a longer block (~256 MiB) goes the JavaScript way
     return this.wasm && block.length <= WasmLzw.MAX_BLOCK ? this.wasm.decodeInto(block, dst) : lzwDecode(block, dst);
@@ -152,8 +159,11 @@ export function lzwDecode(src: Uint8Array, out: Uint8Array): number {
       continue;
     }
     if (code === LZW_EOI) break;
+    // A full table (4096 entries) must be followed by a Clear code: TIFF 6.0's encoder clears
+    // before it fills, and libtiff means to refuse what comes after (it reuses table slots).
+    if (next >= 4096) throw new XrayError('TIFF_CORRUPT_DATA', `LZW code ${code} after the table is full (no Clear code)`);
     if (code < 256) {
-      if (old !== -1 && next < 4096) {
+      if (old !== -1) {
         pos[next] = pos[old];
         len[next] = len[old] + 1;
         next++;
@@ -163,14 +173,10 @@ export function lzwDecode(src: Uint8Array, out: Uint8Array): number {
       out[op++] = code;
     } else {
       if (old === -1) throw new XrayError('TIFF_CORRUPT_DATA', `LZW code ${code} before any string was defined`);
-      if (code > next || (code === next && next >= 4096)) {
-        throw new XrayError('TIFF_CORRUPT_DATA', `LZW code ${code} is beyond the table (next ${next})`);
-      }
-      if (next < 4096) {
-        pos[next] = pos[old];
-        len[next] = len[old] + 1;
-        next++;
-      }
+      if (code > next) throw new XrayError('TIFF_CORRUPT_DATA', `LZW code ${code} is beyond the table (next ${next})`);
+      pos[next] = pos[old];
+      len[next] = len[old] + 1;
+      next++;
       // For code === next-1 just added (the KwKwK case) the copy overlaps its own output by one
       // byte, which a forward byte copy handles.
       const from = pos[code];

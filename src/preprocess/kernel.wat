@@ -186,13 +186,13 @@
   ;; written; a longer one as i32 address | length << 32 | 1 << 63, copied out of the output 8
   ;; bytes at a time (byte by byte where it overlaps itself). The entry a code adds is built from
   ;; the previous entry (locals: $oe, and $ol8 = its length · 8) and this string's first byte, and
-  ;; stored without a branch: right after a Clear into slot 257 (never looked up), once the table
-  ;; is full into the spare slot 4096. Codes are read straight from the block reversed into $rev
+  ;; stored without a branch: right after a Clear into slot 257 (never looked up); the code that
+  ;; fills slot 4095 stores into the spare slot 4096 as well, and any code after it is refused. Codes are read straight from the block reversed into $rev
   ;; (n bytes, 16 of room before it; up to 15 bytes past the block are read): one i64 load and
   ;; one shift per code, no bit buffer to refill. Stores run up to 7 bytes past a string and the
   ;; last string is not cut at $cap, so up to 4096 + 7 bytes past $cap are written: the caller
-  ;; leaves room. Returns the bytes written, or −1 (a code before any string was defined) or −2
-  ;; (a code beyond the table). docs/performance.md has the variants measured.
+  ;; leaves room. Returns the bytes written, or −1 (a code before any string was defined), −2
+  ;; (a code beyond the table) or −3 (a code after the table is full, without a Clear first). docs/performance.md has the variants measured.
   (func (export "lzw") (param $src i32) (param $n i32) (param $out i32) (param $cap i32) (param $rev i32) (result i32)
     (local $next i32) (local $width i32) (local $mask i32) (local $p i32) (local $pend i32)
     (local $bits i32) (local $code i32) (local $len i32) (local $i i32) (local $nb i32) (local $rend i32)
@@ -242,9 +242,12 @@
             (local.set $width (i32.const 9))
             (local.set $mask (i32.const 511))
             (br $main)))
-        ;; past the next free code, or a string right after a Clear: corrupt
+        ;; past the next free code, or a string right after a Clear: corrupt; any code once the
+        ;; table is full: corrupt (a Clear must come first)
         (if (i32.gt_u (local.get $code) (i32.sub (local.get $next) (i32.eq (local.get $next) (i32.const 257))))
           (then (return (select (i32.const -1) (i32.const -2) (i32.eq (local.get $next) (i32.const 257))))))
+        (if (i32.eq (local.get $next) (i32.const 4096))
+          (then (return (i32.const -3))))
         (local.set $entry (i64.load (i32.shl (local.get $code) (i32.const 3))))
         (if (i32.eq (local.get $code) (local.get $next))
           (then  ;; the string the previous one is about to add: itself and its own first byte
