@@ -70,8 +70,12 @@ mqtt:
     const r = cli(['run', '--config', file], { env: { XRAY_QC_MQTT_PASSWORD: '' } });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^mqtt\.password_env: neither environment variable XRAY_QC_MQTT_PASSWORD nor credential mqtt-password in \$CREDENTIALS_DIRECTORY is set/);
-    writeFileSync(join(dir, 'y.yaml'), 'station_id: [unclosed\n');
-    expect(cli(['run', '--config', join(dir, 'y.yaml')]).stderr).toMatch(/^\(yaml\): /);
+    writeFileSync(join(dir, 'y.yaml'), 'station_id: s1\ncapture:\n  dir: [unclosed\nmodel: {dir: ./m}\n');
+    const yaml = cli(['run', '--config', join(dir, 'y.yaml')]);
+    expect(yaml.code).toBe(2);
+    // the whole message: where, what, and the offending lines (it used to stop at "…column 1:")
+    expect(yaml.stderr).toMatch(/^\(yaml\) \S*y\.yaml:4:1: Flow sequence in block collection must be sufficiently indented and end with a \] at line 4, column 1\n/);
+    expect(yaml.stderr).toContain('\n      dir: [unclosed\n');
     const missing = cli(['run', '--config', join(dir, 'nope.yaml')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/nope\.yaml: ENOENT/);

@@ -102,6 +102,17 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * A YAML syntax error as `(yaml) FILE:LINE:COL: message`, then the file's lines around it as the
+ * yaml library shows them (indented), so that the offending line is on screen.
+ */
+function yamlErrorLines(source: string, err: Error & { linePos?: Array<{ line: number; col: number }> }): string[] {
+  const [first, ...frame] = err.message.split('\n');
+  const at = err.linePos?.[0];
+  const where = at ? `${source}:${at.line}:${at.col}` : source;
+  return [`(yaml) ${where}: ${first.replace(/:$/, '')}`, ...frame.filter((l) => l.trim() !== '').map((l) => `    ${l}`)];
+}
+
 export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Config {
   const source = resolve(path);
   let text: string;
@@ -114,7 +125,7 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
   try {
     raw = parseYaml(text);
   } catch (err) {
-    throw new ConfigError([`(yaml): ${(err as Error).message.split('\n')[0]}`]);
+    throw new ConfigError(yamlErrorLines(source, err as Error & { linePos?: Array<{ line: number; col: number }> }));
   }
   return parseConfig(raw, source, env);
 }
