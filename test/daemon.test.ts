@@ -189,7 +189,7 @@ describe('captures whose writer pauses longer than settle_ms', () => {
 });
 
 describe('plain-text topic and mosquitto_sub', () => {
-  it('publishes `<seq> <VERDICT> <p|-> <reason> <id>` lines; mosquitto_sub -q 1 sees every verdict', async () => {
+  it('publishes `<seq> <VERDICT> <p|-> <reason> <id> <part>` lines; mosquitto_sub -q 1 sees every verdict', async () => {
     const { spawn } = await import('node:child_process');
     const { sub, station, daemon, broker } = await rig('  plain_topic: true\n');
     const cliSub = spawn('mosquitto_sub', ['-p', String(broker.port), '-q', '1', '-t', 'xray-qc/xray-1/verdict'], { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -200,12 +200,16 @@ describe('plain-text topic and mosquitto_sub', () => {
     daemon.start();
     await daemon.waitFor(/watching the capture folder/);
     await writeFile(join(station.captures, 'ok.tif'), capture(700));
-    await writeFile(join(station.captures, 'broken.tif'), Buffer.from('MM\0*garbage'));
+    await writeFile(join(station.captures, 'broken part 7.tif'), Buffer.from('MM\0*garbage'));
     await until(() => sub.plain.length >= 2 && cliOut.trim().split('\n').length >= 2, 20_000, 'two plain lines and two mosquitto_sub lines');
     const byId = new Map(sub.verdicts.map((v) => [v.id, v]));
     for (const line of sub.plain) {
-      const [seq, verdict, p, reason, id] = line.split(' ');
+      const fields = line.split(' ');
+      expect(fields).toHaveLength(6);
+      const [seq, verdict, p, reason, id, part] = fields;
       const v = byId.get(id)!;
+      // no part id from the quality loop here: the file's base name, white space made `_`
+      expect(part).toBe(v.file.replace(/.*\//, '').replace(/ /g, '_'));
       expect(Number(seq)).toBe(v.seq);
       expect(verdict).toBe(v.verdict.toUpperCase());
       expect(reason).toBe(v.reason);
@@ -213,6 +217,27 @@ describe('plain-text topic and mosquitto_sub', () => {
     }
     const fromCli = cliOut.trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id);
     expect(new Set(fromCli)).toEqual(new Set(sub.verdicts.map((v) => v.id)));
+  });
+});
+
+describe('a start that fails', () => {
+  it('leaves a retained `stopped` status that says why (it used to say error: null)', async () => {
+    const { sub, station, daemon } = await rig();
+    const { readFileSync: read, writeFileSync: write } = await import('node:fs');
+    write(station.config, read(station.config, 'utf8').replace('  dir: ./models\n', '  dir: ./no-models-here\n'));
+    daemon.start();
+    await until(() => daemon.proc?.exitCode !== null, 30_000, 'the daemon to exit');
+    expect(daemon.proc?.exitCode).toBe(1);
+    await until(() => sub.status.some((s) => s.state === 'stopped'), 10_000, 'a stopped status');
+    const stopped = sub.status.filter((s) => s.state === 'stopped').at(-1)!;
+    expect(stopped.error).toMatch(/^start failed: MODEL_NOT_FOUND: .*no-models-here/);
+    // and a late subscriber gets it retained
+    const { Subscriber: Late } = await import('./station.js');
+    const late = new Late(Number(/127\.0\.0\.1:(\d+)/.exec(read(station.config, 'utf8'))![1]));
+    await late.start();
+    cleanups.push(() => late.stop());
+    await until(() => late.status.length > 0, 5_000, 'the retained status');
+    expect(late.status[0]).toMatchObject({ state: 'stopped', error: stopped.error });
   });
 });
 

@@ -111,6 +111,13 @@ export class Publisher {
     this.statusTimer.unref();
   }
 
+  /** Resolves once connected, or after `timeoutMs` (false). */
+  async waitConnected(timeoutMs: number): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.client && !this.connected && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    return this.connected;
+  }
+
   /** Publishes `stopped` (retained) when connected, then disconnects. */
   async stop(timeoutMs = 3000): Promise<void> {
     if (this.statusTimer) clearInterval(this.statusTimer);
@@ -252,10 +259,15 @@ export class Publisher {
   }
 }
 
-/** `<seq> <VERDICT> <p_abnormal|-> <reason> <id>` for PLCs that cannot parse JSON. */
+/**
+ * `<seq> <VERDICT> <p_abnormal|-> <reason> <id> <part>` for PLCs that cannot parse JSON. `part` is
+ * the verdict's part id when it has one, else the capture file's base name; bytes that would split
+ * or garble the line (white space, controls, non-ASCII) become `_`.
+ */
 export function plainText(payload: string): string {
-  const m = JSON.parse(payload) as { seq: number; verdict: string; p_abnormal: number | null; reason: string; id: string };
-  return `${m.seq} ${m.verdict.toUpperCase()} ${m.p_abnormal === null ? '-' : m.p_abnormal.toFixed(4)} ${m.reason} ${m.id}`;
+  const m = JSON.parse(payload) as { seq: number; verdict: string; p_abnormal: number | null; reason: string; id: string; file: string; part?: string | null };
+  const part = (m.part ?? m.file.slice(m.file.lastIndexOf('/') + 1)).replace(/[^\x21-\x7e]/g, '_') || '-';
+  return `${m.seq} ${m.verdict.toUpperCase()} ${m.p_abnormal === null ? '-' : m.p_abnormal.toFixed(4)} ${m.reason} ${m.id} ${part}`;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

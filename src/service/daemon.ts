@@ -20,8 +20,8 @@ interface Component {
 }
 
 /**
- * `xray-qc run`: owns the components and their order. Start: database → model (loaded and warmed)
- * → MQTT (connects in the background) → capture loop → model switching and sync → watcher
+ * `xray-qc run`: owns the components and their order. Start: database → MQTT (connects in the
+ * background) → model (loaded and warmed) → capture loop → model switching and sync → watcher
  * (+ reconcile) → READY=1. Stop: the reverse, so the capture in flight finishes and is recorded
  * before anything it needs goes away.
  */
@@ -38,6 +38,8 @@ export class Daemon {
   private stopping: Promise<void> | null = null;
   /** Why the last capture could not be queued (the database refused), or null. */
   private queueError: string | null = null;
+  /** Why `start` failed (code: message), or null; the `stopped` status carries it. */
+  private startError: string | null = null;
 
   constructor(
     private readonly config: Config,
@@ -51,6 +53,16 @@ export class Daemon {
   }
 
   async start(signal?: AbortSignal): Promise<void> {
+    try {
+      await this.startComponents(signal);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      this.startError = `start failed: ${code ? `${code}: ` : ''}${(err as Error).message}`;
+      throw err;
+    }
+  }
+
+  private async startComponents(signal?: AbortSignal): Promise<void> {
     const c = this.config;
     const step = (): void => {
       if (signal?.aborted) throw new Error('start aborted');
@@ -65,6 +77,15 @@ export class Daemon {
       store.event('security', finding);
     }
     step();
+
+    // MQTT before the model: a model that takes minutes to load (TensorRT) or fails to load is
+    // seen on the status topic, with the reason (`error`) when the start fails.
+    this.publisher = new Publisher(c, store, this.logger, () => ({
+      model: this.scorer?.modelRef ?? null, queue: safeCount(() => store.queueCount()),
+      error: this.fault(),
+    }), this.version);
+    await this.publisher.start();
+    this.started.push({ name: 'mqtt', stop: () => this.publisher?.stop() });
 
     let scorer: Scorer;
     try {
@@ -93,10 +114,6 @@ export class Daemon {
     if (m.manifest.untrained) this.logger.warn('the active model is the UNTRAINED demo model: its verdicts mean nothing');
     step();
 
-    this.publisher = new Publisher(c, store, this.logger, () => ({
-      model: this.scorer?.modelRef ?? null, queue: safeCount(() => store.queueCount()),
-      error: this.fault(),
-    }), this.version);
     this.syncer = new Syncer({
       config: c, store, logger: this.logger, repo: c.model.dir, active: () => this.scorer!.bundle,
       activate: (s, folder) => this.models!.activate(s, folder, 'model sync'),
@@ -106,8 +123,6 @@ export class Daemon {
       const result = await this.syncer!.check('mqtt request', true);
       return { ...result, correlation_id: request.correlation_id ?? null };
     });
-    await this.publisher.start();
-    this.started.push({ name: 'mqtt', stop: () => this.publisher?.stop() });
 
     this.pipeline = new Pipeline({
       stationId: c.station_id,
@@ -192,7 +207,7 @@ export class Daemon {
 
   /** The station fault the line must see (status topic `error`, STATUS=), or null. */
   private fault(): string | null {
-    return this.pipeline?.recordError ?? this.queueError
+    return this.startError ?? this.pipeline?.recordError ?? this.queueError
       ?? (this.watcher?.folderMissing ? `capture folder ${this.config.capture.dir} is missing` : null);
   }
 
@@ -235,6 +250,9 @@ export class Daemon {
   private async doStop(reason: string): Promise<void> {
     this.notifier.stopping(`stopping: ${reason}`);
     this.logger.info({ reason }, 'stopping');
+    // A start that failed within moments of connecting: give the connection a moment, so that the
+    // `stopped` status with the reason reaches the line.
+    if (this.startError) await this.publisher?.waitConnected(3000);
     if (this.watchdogTimer) clearInterval(this.watchdogTimer);
     for (const c of [...this.started].reverse()) {
       if (c.name === 'database') this.store?.event('stop', `xray-qc stopped: ${reason}`, { summary: this.summary() });
