@@ -37,6 +37,22 @@ describe('xray-qc audit', () => {
     expect(got.map((x) => x.seq)).toEqual([...got.map((x) => x.seq)].sort((a, b) => b - a));
   });
 
+  it('list as a table has a header and a model column; export defaults to CSV; a missing --db names the file', () => {
+    const r = cli(['audit', 'list', '--db', db, '--limit', '3']);
+    expect(r.code, r.stderr).toBe(0);
+    const [header, ...rows] = r.stdout.trimEnd().split('\n');
+    expect(header.trim().split(/\s+/)).toEqual(['seq', 'scored_at', 'VERD', 'reason', 'p_abn', 'model', 'file']);
+    expect(rows).toHaveLength(3);
+    expect(rows[0]).toMatch(/^ +5000 +\S+ +PASS +normal +0\.1000 +m v2 +\/c\/cap-4999\.tif$/);
+    const csv = cli(['audit', 'export', '--db', db, '--since', '2026-11-24T00:00:00Z']);
+    expect(csv.code, csv.stderr).toBe(0);
+    expect(csv.stdout.split('\n')[0]).toMatch(/^seq,id,station_id,file_path,/);
+    const missing = join(tempDir(), 'nope.db');
+    const m = cli(['audit', 'list', '--db', missing]);
+    expect(m.code).toBe(1);
+    expect(m.stderr).toBe(`xray-qc: ${missing}: no such audit database\n`);
+  });
+
   it('summary counts per verdict and model equal plain SQL; latency percentiles by nearest rank', () => {
     const got = jsonLines<{ group: string; total: number; pass: number; flag: number; error: number; flag_rate: number; latency_p50_ms: number; latency_p95_ms: number }>(
       cli(['audit', 'summary', '--db', db, '--by', 'model', '--json']).stdout,

@@ -66,5 +66,12 @@ print(t.dtype, t.shape, v.dtype, v.shape, int(np.abs(back.astype(int) - v.astype
       [join(dir, 't.npy'), join(dir, 'v.png')],
     );
     expect(out.trim()).toBe('float32 (1, 3, 2000, 1000) uint8 (2000, 1000) 0');
+    // either output alone (the PNG used to need the 24 MB tensor too); neither is a clear error
+    const pngOnly = cli(['preprocess', '--png', join(dir, 'only.png'), join(dir, 'electrode_0001.tif')]);
+    expect(pngOnly.code, pngOnly.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'only.png')).equals(readFileSync(join(dir, 'v.png')))).toBe(true);
+    const neither = cli(['preprocess', join(dir, 'electrode_0001.tif')]);
+    expect(neither.code).toBe(2);
+    expect(neither.stderr).toBe('xray-qc preprocess: give --out T.npy (the tensor), --png V.png (the 8-bit view), or both\n');
   });
 });

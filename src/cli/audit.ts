@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { displayName } from '../capture/names.js';
 import { exportInspections, listInspections, showInspection, summary, type Filter, type GroupBy, type InspectionRow } from '../audit/queries.js';
@@ -8,7 +9,13 @@ import { parseChoice, parseNumber } from './options.js';
 interface DbOptions { db?: string; config: string }
 
 function openDb(o: DbOptions): Db {
-  return openDatabaseReadOnly(o.db ?? loadConfig(o.config).database.path);
+  const path = o.db ?? loadConfig(o.config).database.path;
+  try {
+    return openDatabaseReadOnly(path);
+  } catch (err) {
+    // SQLite's own message ("unable to open database file") does not say which file
+    throw new Error(`${path}: ${existsSync(path) ? (err as Error).message : 'no such audit database'}`);
+  }
 }
 
 function iso(value: string): string {
@@ -42,9 +49,12 @@ function withDb(o: DbOptions, f: (db: Db) => void): void {
   }
 }
 
+const LIST_HEADER = `${'seq'.padStart(6)}  ${'scored_at'.padEnd(24)}  ${'VERD'.padEnd(5)} ${'reason'.padEnd(22)} ${'p_abn'.padStart(6)}  ${'model'.padEnd(28)}  file`;
+
 function line(r: InspectionRow): string {
-  const p = r.p_abnormal === null ? '      -' : Number(r.p_abnormal).toFixed(4);
-  return `${String(r.seq).padStart(6)}  ${r.scored_at}  ${String(r.verdict).toUpperCase().padEnd(5)} ${String(r.reason).padEnd(22)} ${p}  ${displayName(String(r.file_path))}`;
+  const p = r.p_abnormal === null ? '     -' : Number(r.p_abnormal).toFixed(4);
+  const model = `${r.model_name} v${r.model_version}`;
+  return `${String(r.seq).padStart(6)}  ${String(r.scored_at).padEnd(24)}  ${String(r.verdict).toUpperCase().padEnd(5)} ${String(r.reason).padEnd(22)} ${p.padStart(6)}  ${model.padEnd(28)}  ${displayName(String(r.file_path))}`;
 }
 
 export function registerAudit(program: Command): void {
@@ -61,6 +71,7 @@ export function registerAudit(program: Command): void {
     .option('--json', 'one JSON object per line')
     .action(function (this: Command, o: { since?: string; until?: string; verdict?: Filter['verdict']; limit: number; json?: boolean }) {
       withDb(dbOpts(this), (db) => {
+        if (!o.json) process.stdout.write(`${LIST_HEADER}\n`);
         for (const r of listInspections(db, filter(o), o.limit)) process.stdout.write(`${o.json ? JSON.stringify(r) : line(r)}\n`);
       });
     });
@@ -99,7 +110,7 @@ export function registerAudit(program: Command): void {
     });
 
   sub('export').description('every inspection, oldest first')
-    .requiredOption('--format <f>', 'csv|jsonl', parseChoice(['csv', 'jsonl'] as const))
+    .option('--format <f>', 'csv|jsonl', parseChoice(['csv', 'jsonl'] as const), 'csv')
     .option('--since <iso>').option('--until <iso>')
     .action(async function (this: Command, o: { format: 'csv' | 'jsonl'; since?: string; until?: string }) {
       const db = openDb(dbOpts(this));

@@ -14,7 +14,7 @@ interface PackCli {
 }
 
 export function registerModel(program: Command): void {
-  const model = program.command('model').description('model bundles: pack, demo');
+  const model = program.command('model').description('model bundles: pack, demo, keygen, golden, sign');
 
   model
     .command('pack')

@@ -53,22 +53,27 @@ export function registerScoring(program: Command): void {
 
   program
     .command('preprocess')
-    .description("write the exact float32 NCHW tensor the model would receive (.npy), and optionally the model's 8-bit view (.png)")
+    .description("write the exact float32 NCHW tensor the model would receive (.npy), the model's 8-bit view (.png), or both")
     .option('--model <dir>', 'a model bundle or repository (default: the demo model)')
-    .requiredOption('--out <file.npy>', 'where to write the tensor')
-    .option('--png <file.png>', 'also write the converted, resized 8-bit image')
+    .option('--out <file.npy>', 'where to write the tensor (give --out, --png or both)')
+    .option('--png <file.png>', "where to write the model's 8-bit view: converted and resized")
     .option('--max-pixels <n>', 'refuse larger images', parseNumber(1, 1e9, true), DEFAULT_MAX_PIXELS)
     .argument('<file>')
-    .action(async (file: string, o: { model?: string; out: string; png?: string; maxPixels: number }) => {
+    .action(async (file: string, o: { model?: string; out?: string; png?: string; maxPixels: number }) => {
+      if (!o.out && !o.png) {
+        process.stderr.write('xray-qc preprocess: give --out T.npy (the tensor), --png V.png (the 8-bit view), or both\n');
+        process.exitCode = 2;
+        return;
+      }
       // Preprocessing needs the manifest only, not an inference session.
       const bundle = await loadBundle(await resolveBundleDir(await modelPathOrDemo(o.model)));
       try {
         const image = await decodeTiffFile(file, { maxPixels: o.maxPixels });
         const pre = preprocessorFor(bundle.manifest).run(image, undefined, !!o.png);
         const { height, width } = bundle.manifest.input;
-        await writeFile(o.out, encodeNpy(pre.tensor, [1, 3, height, width]));
+        if (o.out) await writeFile(o.out, encodeNpy(pre.tensor, [1, 3, height, width]));
         if (o.png && pre.planes) await writeFile(o.png, encodePlanesPng(pre.planes, width, height));
-        process.stdout.write(`${JSON.stringify({ file, out: o.out, png: o.png ?? null, shape: [1, 3, height, width], local_bounds: pre.localBounds })}\n`);
+        process.stdout.write(`${JSON.stringify({ file, out: o.out ?? null, png: o.png ?? null, shape: [1, 3, height, width], local_bounds: pre.localBounds })}\n`);
       } catch (err) {
         if (err instanceof XrayError) {
           process.stderr.write(`${file}: ${err.code}: ${err.message}\n`);
