@@ -98,6 +98,24 @@ mqtt:
   });
 });
 
+describe('the CLI and the station config', () => {
+  it('score --config scores with the station\'s active model and says which (and preprocess takes --config)', async () => {
+    const station = makeStation({ port: 1 });
+    const { encodeTiff16 } = await import('../src/tools/tiff-writer.js');
+    const { synthElectrode } = await import('../src/tools/synth.js');
+    const img = synthElectrode(3, null, { width: 240, height: 440 });
+    const file = join(station.root, 'one.tif');
+    writeFileSync(file, encodeTiff16(img.width, img.height, img.data, { compression: 'deflate' }));
+    const r = cli(['score', '--json', '--config', station.config, file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`^model: electrode-resnet34-tiny v1 \\(${join(station.models, 'tiny-v1').replace(/[/.]/g, '\\$&')}, onnx sha256 [0-9a-f]{12}…, cpu\\)\n`));
+    expect(r.stderr).not.toContain('using the demo model');
+    expect(JSON.parse(r.stdout)).toMatchObject({ file, model: { name: 'electrode-resnet34-tiny', version: 1 } });
+    const png = cli(['preprocess', '--config', station.config, '--png', join(station.root, 'v.png'), file]);
+    expect(png.code, png.stderr).toBe(0);
+  });
+});
+
 describe('MQTT refusals', () => {
   it('wrong credentials: a clear error, an events row, retries with back-off, scoring goes on', async () => {
     const { execFileSync } = await import('node:child_process');

@@ -9,17 +9,31 @@ import { loadBundle, resolveBundleDir } from '../model/bundle.js';
 import { formatResult, preprocessorFor, Scorer } from '../score/scorer.js';
 import { encodeNpy } from '../tools/npy.js';
 import { encodePlanesPng } from '../tools/png.js';
+import { loadConfig } from '../service/config.js';
 import { parseNumber, parseProviders } from './options.js';
 
-/** `--model` or the demo model (generated on first use). */
-export async function modelPathOrDemo(model: string | undefined): Promise<string> {
-  if (model) return model;
-  const dir = defaultDemoDir();
-  return ensureDemoModel(dir);
+interface ModelChoice { model?: string; config?: string; providers?: Provider[]; maxPixels?: number }
+
+/**
+ * Which model a CLI command uses: `--model`, else the station's repository and active bundle from
+ * `--config`, else the demo model (generated on first use) — said on stderr, since its scores mean
+ * nothing. Providers and the pixel limit come from the station's config unless given.
+ */
+export async function chooseModel(o: ModelChoice): Promise<{ path: string; providers: Provider[]; maxPixels: number }> {
+  const station = o.config ? loadConfig(o.config) : null;
+  const providers = o.providers ?? station?.model.providers ?? ['cpu'];
+  const maxPixels = o.maxPixels ?? station?.capture.max_pixels ?? DEFAULT_MAX_PIXELS;
+  if (o.model) return { path: o.model, providers, maxPixels };
+  if (station) return { path: station.model.dir, providers, maxPixels };
+  process.stderr.write('note: no --model or --config: using the demo model\n');
+  return { path: await ensureDemoModel(defaultDemoDir()), providers, maxPixels };
 }
 
-async function openScorer(model: string | undefined, providers: Provider[], maxPixels: number): Promise<Scorer> {
-  const scorer = await Scorer.open(await modelPathOrDemo(model), { providers, decode: { maxPixels } });
+async function openScorer(o: ModelChoice): Promise<Scorer> {
+  const choice = await chooseModel(o);
+  const scorer = await Scorer.open(choice.path, { providers: choice.providers, decode: { maxPixels: choice.maxPixels } });
+  const m = scorer.bundle.manifest;
+  process.stderr.write(`model: ${m.name} v${m.version} (${scorer.bundle.dir}, onnx sha256 ${scorer.bundle.modelSha256.slice(0, 12)}…, ${scorer.load.provider})\n`);
   for (const w of scorer.load.warnings) process.stderr.write(`warning: ${w}\n`);
   if (scorer.bundle.manifest.untrained) {
     process.stderr.write(`note: ${scorer.bundle.manifest.name} is an UNTRAINED demo model; its scores mean nothing\n`);
@@ -31,13 +45,15 @@ export function registerScoring(program: Command): void {
   program
     .command('score')
     .description('score 16-bit TIFF captures: one line per file, in input order; exit 2 if any file failed')
-    .option('--model <dir>', 'a model bundle or repository (default: the demo model)')
-    .option('--providers <list>', 'execution providers in order of preference', parseProviders, ['cpu'] as Provider[])
-    .option('--max-pixels <n>', 'refuse larger images', parseNumber(1, 1e9, true), DEFAULT_MAX_PIXELS)
+    .option('--model <dir>', 'a model bundle or repository')
+    .option('--config <file>', "a station's configuration: its model repository's active bundle, providers and pixel limit")
+    .option('--providers <list>', 'execution providers in order of preference (default: the config\'s, else cpu)', parseProviders)
+    .option('--max-pixels <n>', `refuse larger images (default: the config's, else ${DEFAULT_MAX_PIXELS})`, parseNumber(1, 1e9, true))
     .option('--json', 'one JSON object per line')
+    .addHelpText('after', '\nWithout --model or --config the untrained demo model scores (generated on first use).')
     .argument('<files...>')
-    .action(async (files: string[], o: { model?: string; providers: Provider[]; maxPixels: number; json?: boolean }) => {
-      const scorer = await openScorer(o.model, o.providers, o.maxPixels);
+    .action(async (files: string[], o: ModelChoice & { json?: boolean }) => {
+      const scorer = await openScorer(o);
       let failed = 0;
       try {
         for (const file of files) {
@@ -54,21 +70,23 @@ export function registerScoring(program: Command): void {
   program
     .command('preprocess')
     .description("write the exact float32 NCHW tensor the model would receive (.npy), the model's 8-bit view (.png), or both")
-    .option('--model <dir>', 'a model bundle or repository (default: the demo model)')
+    .option('--model <dir>', 'a model bundle or repository')
+    .option('--config <file>', "a station's configuration: its model repository's active bundle")
     .option('--out <file.npy>', 'where to write the tensor (give --out, --png or both)')
     .option('--png <file.png>', "where to write the model's 8-bit view: converted and resized")
-    .option('--max-pixels <n>', 'refuse larger images', parseNumber(1, 1e9, true), DEFAULT_MAX_PIXELS)
+    .option('--max-pixels <n>', `refuse larger images (default: the config's, else ${DEFAULT_MAX_PIXELS})`, parseNumber(1, 1e9, true))
     .argument('<file>')
-    .action(async (file: string, o: { model?: string; out?: string; png?: string; maxPixels: number }) => {
+    .action(async (file: string, o: ModelChoice & { out?: string; png?: string }) => {
       if (!o.out && !o.png) {
         process.stderr.write('xray-qc preprocess: give --out T.npy (the tensor), --png V.png (the 8-bit view), or both\n');
         process.exitCode = 2;
         return;
       }
       // Preprocessing needs the manifest only, not an inference session.
-      const bundle = await loadBundle(await resolveBundleDir(await modelPathOrDemo(o.model)));
+      const choice = await chooseModel(o);
+      const bundle = await loadBundle(await resolveBundleDir(choice.path));
       try {
-        const image = await decodeTiffFile(file, { maxPixels: o.maxPixels });
+        const image = await decodeTiffFile(file, { maxPixels: choice.maxPixels });
         const pre = preprocessorFor(bundle.manifest).run(image, undefined, !!o.png);
         const { height, width } = bundle.manifest.input;
         if (o.out) await writeFile(o.out, encodeNpy(pre.tensor, [1, 3, height, width]));
