@@ -34,10 +34,50 @@ describe('systemd integration (a real NOTIFY_SOCKET)', () => {
 });
 
 describe('configuration', () => {
-  it('the example config.yaml is valid', () => {
-    const r = cli(['run', '--check', '--config', join(ROOT, 'config.yaml')]);
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
+  it('the example config.yaml is valid against the schema', async () => {
+    const { loadConfig } = await import('../src/service/config.js');
+    expect(() => loadConfig(join(ROOT, 'config.yaml'), {})).not.toThrow();
+  });
+
+  it('run --check checks what run needs: model repository, folders, keys, sync URL; the broker is a warning', async () => {
+    const port = await freePort();
+    const broker = new Mosquitto(port);
+    await broker.start();
+    cleanups.push(() => broker.stop());
+    const station = makeStation({ port });
+    const base = readFileSync(station.config, 'utf8');
+    const check = (name: string, edit: (yaml: string) => string): { code: number; stdout: string; stderr: string } => {
+      const file = join(station.root, `${name}.yaml`);
+      writeFileSync(file, edit(base));
+      return cli(['run', '--check', '--config', file]);
+    };
+    const ok = check('ok', (y) => y);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/ok\.yaml: ok\n$/);
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(station.root, 'empty-models'));
+    const cases: Array<[string, (y: string) => string, RegExp]> = [
+      ['no-models', (y) => y.replace('dir: ./models', 'dir: ./missing-models'), /^model\.dir: \S+missing-models does not exist$/m],
+      ['empty-models', (y) => y.replace('dir: ./models', 'dir: ./empty-models'), /^model\.dir: \S+empty-models is empty: put a bundle there .* or configure sync$/m],
+      ['no-captures', (y) => y.replace('dir: ./captures', 'dir: ./missing-captures'), /^capture\.dir: \S+missing-captures does not exist$/m],
+      ['no-key', (y) => `${y}sync:\n  url: https://registry.example/xray\n  trusted_keys: [./keys/nope.pem]\n`, /^sync\.trusted_keys: \S+nope\.pem: no such file$/m],
+      ['plain-http', (y) => `${y}sync:\n  url: http://registry.example/xray\n  require_signature: false\n`, /^sync\.url: plain http to registry\.example refused/m],
+    ];
+    for (const [name, edit, want] of cases) {
+      const r = check(name, edit);
+      expect(r.code, `${name}: ${r.stderr}`).toBe(2);
+      expect(r.stderr, name).toMatch(want);
+      expect(r.stderr, name).toMatch(/: 1 error: run would fail\n$/);
+    }
+    // with sync, an empty folder is the first-model case: a warning, not an error
+    const waiting = check('waiting', (y) => `${y.replace('dir: ./models', 'dir: ./empty-models')}sync:\n  url: http://127.0.0.1:9/xray\n  require_signature: false\n`);
+    expect(waiting.code, waiting.stderr).toBe(0);
+    expect(waiting.stderr).toMatch(/^warning: model\.dir: \S+empty-models is empty: the station will wait for its first model from http:\/\/127\.0\.0\.1:9\/xray$/m);
+    await broker.stop();
+    const noBroker = check('no-broker', (y) => y);
+    expect(noBroker.code, noBroker.stderr).toBe(0);
+    expect(noBroker.stderr).toMatch(new RegExp(`^warning: mqtt\\.url: mqtt://127\\.0\\.0\\.1:${port} did not answer within 3 s \\(.+\\); the station runs without it`, 'm'));
   });
 
   it('errors print `path: message` lines and exit non-zero', () => {

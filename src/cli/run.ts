@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../service/config.js';
 import { Daemon } from '../service/daemon.js';
+import { preflight } from '../service/preflight.js';
 import { createLogger } from '../service/logger.js';
 import { SystemdNotifier } from '../service/systemd.js';
 
@@ -14,7 +15,7 @@ export function registerRun(program: Command): void {
     .command('run')
     .description('the station daemon: watch the capture folder, score, audit in SQLite, publish over MQTT')
     .option('--config <file>', 'configuration file', 'config.yaml')
-    .option('--check', 'validate the configuration and exit')
+    .option('--check', 'check what run needs (config, model repository, folders, keys, sync URL, broker) and exit: 0 ok, 2 on any error')
     .action(async (o: { config: string; check?: boolean }) => {
       let config;
       try {
@@ -28,6 +29,15 @@ export function registerRun(program: Command): void {
         throw err;
       }
       if (o.check) {
+        const findings = await preflight(config);
+        const errors = findings.filter((f) => f.level === 'error');
+        for (const f of errors) process.stderr.write(`${f.path}: ${f.message}\n`);
+        for (const f of findings.filter((x) => x.level === 'warning')) process.stderr.write(`warning: ${f.path}: ${f.message}\n`);
+        if (errors.length) {
+          process.stderr.write(`${config.source}: ${errors.length} error${errors.length > 1 ? 's' : ''}: run would fail\n`);
+          process.exitCode = 2;
+          return;
+        }
         process.stdout.write(`${config.source}: ok\n`);
         return;
       }
