@@ -215,13 +215,19 @@ describe('model sync from a registry', () => {
       expect(dbRows(s.db, "SELECT model_sha256 FROM inspections WHERE file_path LIKE '%after-rollback.tif'")[0].model_sha256).toBe(v2.sha256);
       const list = cli(['models', 'list', '--config', s.config, '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l) as { folder: string; active: boolean });
       expect(list.find((e) => e.active)?.folder).toBe(`${NAME}-v2`);
-      // the rollback sticks: interval checks do not re-install v4 ...
+      // the rollback sticks: interval checks do not re-install v4, nor does a cmd/sync request
+      // (one did: it bypassed the hold) ...
       await sleep(3500);
+      expect(await readActive(s.models)).toBe(`${NAME}-v2`);
+      const held = await cmdSync('after rollback');
+      expect([held.result, held.version], JSON.stringify(held)).toEqual(['held', 4]);
+      await sleep(1500);
       expect(await readActive(s.models)).toBe(`${NAME}-v2`);
       // ... until the channel points to something new
       const v6 = await release(6);
       await publish(v6.dir, registry, 'stable');
       await until(() => dbRows(s.db, "SELECT 1 FROM models WHERE version = 6 AND activated_at IS NOT NULL").length === 1, 30_000, 'v6 activated by the interval check');
+      expect(cli(['models', 'unhold', '--config', s.config]).stdout).toBe('no sync hold\n'); // an install lifts the hold
       // old versions beyond keep_versions (3) are pruned, never the active one or its predecessor
       const folders = readdirSync(s.models).filter((f) => f.startsWith(NAME)).sort();
       expect(folders).toEqual([`${NAME}-v2`, `${NAME}-v4`, `${NAME}-v6`]);

@@ -1,4 +1,5 @@
-import { resolve } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadBundle, resolveBundleDir } from '../model/bundle.js';
 import { bundleFolderName, listRepository, readActive, setActive } from '../model/repository.js';
@@ -7,6 +8,7 @@ import { loadConfig } from '../service/config.js';
 import { addGolden } from '../sync/golden.js';
 import { publish, serveRegistry } from '../sync/registry.js';
 import { keygen, signBundle } from '../sync/signing.js';
+import { HOLD_FILE } from '../sync/syncer.js';
 import { parseNumber } from './options.js';
 
 /** Training-host commands (keygen, golden, sign, registry) and the operator's `models`. */
@@ -80,7 +82,14 @@ export function registerSyncCommands(program: Command): void {
       }
     });
 
-  sub('activate').description('make VERSION (or a bundle folder) active; a running daemon switches between two captures')
+  sub('unhold').description("lift the hold an operator's rollback (or the fallback) put on model sync: the channel's version is installed at the next check")
+    .action(async function (this: Command) {
+      const hold = join(repoOf(this), HOLD_FILE);
+      const had = await rm(hold).then(() => true, () => false);
+      process.stdout.write(had ? 'sync hold lifted: the next check installs what the channel points to\n' : 'no sync hold\n');
+    });
+
+  sub('activate').description('make VERSION (or a bundle folder) active; a running daemon switches between two captures, and sync holds off the channel\'s version until it changes or `models unhold`')
     .argument('<version>')
     .action(async function (this: Command, version: string) {
       const repo = repoOf(this);

@@ -84,6 +84,12 @@ export class Daemon {
       model: this.scorer?.modelRef ?? null, queue: safeCount(() => store.queueCount()),
       error: this.fault(),
     }), this.version);
+    // Commands are subscribed on connect: registered before it.
+    this.publisher.onCommand('cmd/sync', async (payload) => {
+      const request = parseRequest(payload);
+      const result = this.syncer ? await this.syncer.check('mqtt request', true) : { result: 'skipped', message: 'the station is still starting' };
+      return { ...result, correlation_id: request.correlation_id ?? null };
+    });
     await this.publisher.start();
     this.started.push({ name: 'mqtt', stop: () => this.publisher?.stop() });
 
@@ -117,11 +123,6 @@ export class Daemon {
     this.syncer = new Syncer({
       config: c, store, logger: this.logger, repo: c.model.dir, active: () => this.scorer!.bundle,
       activate: (s, folder) => this.models!.activate(s, folder, 'model sync'),
-    });
-    this.publisher.onCommand('cmd/sync', async (payload) => {
-      const request = parseRequest(payload);
-      const result = await this.syncer!.check('mqtt request', true);
-      return { ...result, correlation_id: request.correlation_id ?? null };
     });
 
     this.pipeline = new Pipeline({

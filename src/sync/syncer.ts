@@ -16,14 +16,15 @@ import { loadPublicKeys, verifyManifest } from './signing.js';
 export type SyncStep = 'pointer' | 'manifest' | 'signature' | 'version' | 'compatibility' | 'download' | 'load' | 'golden' | 'activate';
 
 export interface SyncResult {
-  result: 'activated' | 'up-to-date' | 'refused' | 'unreachable' | 'skipped';
+  result: 'activated' | 'up-to-date' | 'refused' | 'unreachable' | 'skipped' | 'held';
   step?: SyncStep;
   message: string;
   name?: string;
   version?: number;
 }
 
-const HOLD_FILE = '.sync-hold';
+/** In the repository: the channel pointer an operator's rollback (or the fallback) holds back. */
+export const HOLD_FILE = '.sync-hold';
 
 class Refused extends Error {
   constructor(readonly step: SyncStep, message: string) {
@@ -52,6 +53,7 @@ export class Syncer {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<SyncResult> | null = null;
   private etag: string | undefined;
+  /** A pointer whose install was refused: not tried again by the interval checks (cmd/sync does). */
   private failedPointer: string | null = null;
   private lastPointer: string | null = null;
 
@@ -62,7 +64,6 @@ export class Syncer {
     if (!s) return;
     checkRegistryUrl(s.url, s.allow_insecure_http);
     await loadPublicKeys(s.trusted_keys); // unreadable keys are a configuration error at start
-    this.failedPointer = await readFile(this.holdFile, 'utf8').then((t) => t.trim() || null, () => null);
     this.timer = setInterval(() => void this.check('interval'), s.interval_s * 1000);
     this.timer.unref();
     setTimeout(() => void this.check('start'), 1000).unref();
@@ -80,13 +81,18 @@ export class Syncer {
 
   /**
    * After an operator's rollback or an automatic fallback: do not re-install what the channel
-   * points to now; resume when it points to something new (or on an explicit cmd/sync). Kept in
-   * the repository, so a restart does not undo the rollback.
+   * points to now — not by the interval checks, not by a cmd/sync request; resume when it points
+   * to something new, or when an operator lifts the hold (`xray-qc models unhold`). Kept in the
+   * repository, so a restart does not undo the rollback.
    */
   async hold(): Promise<void> {
     if (!this.lastPointer) return;
-    this.failedPointer = this.lastPointer;
     await writeFile(this.holdFile, `${this.lastPointer}\n`);
+  }
+
+  /** The held pointer, read on every check: the operator's CLI lifts it by removing the file. */
+  private held(): Promise<string | null> {
+    return readFile(this.holdFile, 'utf8').then((t) => t.trim() || null, () => null);
   }
 
   /** One check at a time; a request during a check gets that check's result. */
@@ -119,6 +125,9 @@ export class Syncer {
     }
     const active = this.ctx.active().manifest;
     if (pointer.name === active.name && pointer.version === active.version) return { result: 'up-to-date', message: `${active.name} v${active.version} is active`, name: active.name, version: active.version };
+    if ((await this.held()) === pointerKey) {
+      return { result: 'held', message: `${pointer.name} v${pointer.version} is held back: an operator (or the fallback) went back to v${active.version}; it is installed once the channel points to another version, or after xray-qc models unhold`, name: pointer.name, version: pointer.version };
+    }
     if (!force && this.failedPointer === pointerKey) {
       return { result: 'skipped', message: `${pointer.name} v${pointer.version} was refused before; waiting for a new pointer`, name: pointer.name, version: pointer.version };
     }
