@@ -220,6 +220,76 @@ describe('plain-text topic and mosquitto_sub', () => {
   });
 });
 
+describe('the capture folder missing at start', () => {
+  it('is a fault from the first second (status error, events row) and is noticed within seconds once it appears', async () => {
+    const { rm: rmDir, mkdir } = await import('node:fs/promises');
+    const { sub, station, daemon } = await rig(); // rescan_s: the default 60 s
+    await rmDir(station.captures, { recursive: true });
+    const t0 = Date.now();
+    daemon.start();
+    await daemon.waitFor(/watching the capture folder/);
+    await until(() => sub.status.some((s) => /capture folder .* is missing/.test(s.error ?? '')), 5_000, 'a status with the missing folder');
+    const faultS = (Date.now() - t0) / 1000;
+    const d = new Sqlite(station.db, { readonly: true });
+    const ev = d.prepare("SELECT kind FROM events WHERE message LIKE 'capture folder%missing'").all() as Array<{ kind: string }>;
+    d.close();
+    expect(ev.map((e) => e.kind)).toEqual(['error']);
+    await mkdir(station.captures);
+    const t1 = Date.now();
+    await writeFile(join(station.captures, 'first.tif'), capture(720));
+    // it used to wait for the 60 s rescan (48 s and 22 s were seen)
+    await until(() => sub.verdicts.length >= 1, 8_000, 'the first verdict after the folder appeared');
+    console.log(`capture folder missing at start: fault on the status topic after ${faultS.toFixed(1)} s; first verdict ${((Date.now() - t1) / 1000).toFixed(1)} s after the folder appeared`);
+    await until(() => sub.status.at(-1)?.error === null, 5_000, 'the fault cleared');
+  });
+});
+
+describe('bundles that share an ONNX file', () => {
+  it('are told apart by bundle_sha256 in audit rows, the MQTT verdict and models list; every activation is kept', async () => {
+    const { sub, station, daemon } = await rig();
+    const { cli: run } = await import('./helpers.js');
+    const onnx = join(station.models, 'tiny-v1', 'model.onnx');
+    for (const [v, t] of [[7, 0.5], [8, 0.9]] as const) {
+      const r = run(['model', 'pack', '--onnx', onnx, '--out', join(station.models, `v${v}`), '--name', 'electrode-resnet34-tiny', '--version', String(v),
+        '--bounds', '1700,2800', '--threshold', String(t), '--height', '128', '--width', '64']);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const { writeFileSync: write } = await import('node:fs');
+    write(join(station.models, 'active'), 'v7\n');
+    daemon.start();
+    await daemon.waitFor(/watching the capture folder/);
+    const score = async (name: string, seed: number, n: number): Promise<void> => {
+      await writeFile(join(station.captures, name), capture(seed));
+      await until(() => sub.verdicts.length >= n, 20_000, `verdict ${n}`);
+    };
+    await score('a.tif', 730, 1);
+    for (const [version, name, n] of [['8', 'b.tif', 2], ['7', 'c.tif', 3]] as const) {
+      const act = run(['models', 'activate', version, '--config', station.config]);
+      expect(act.code, act.stderr).toBe(0);
+      await daemon.waitFor(new RegExp(`"version":${version}[^\n]*"msg":"model activated"`), 20_000);
+      await score(name, 730 + n, n);
+    }
+    const d = new Sqlite(station.db, { readonly: true });
+    const rows = d.prepare('SELECT file_path, model_version, model_sha256, bundle_sha256 FROM inspections ORDER BY seq').all() as Array<{ file_path: string; model_version: number; model_sha256: string; bundle_sha256: string }>;
+    const acts = d.prepare('SELECT version, how, previous FROM model_activations ORDER BY id').all() as Array<{ version: number; how: string; previous: string | null }>;
+    d.close();
+    expect(rows.map((r) => r.model_version)).toEqual([7, 8, 7]);
+    expect(new Set(rows.map((r) => r.model_sha256)).size).toBe(1); // one ONNX file ...
+    expect(rows[0].bundle_sha256).not.toBe(rows[1].bundle_sha256); // ... two bundles
+    expect(rows[2].bundle_sha256).toBe(rows[0].bundle_sha256);
+    const { sha256File } = await import('../src/model/bundle.js');
+    expect(rows[1].bundle_sha256).toBe(await sha256File(join(station.models, 'v8', 'manifest.json')));
+    expect(sub.verdicts.map((v) => (v as unknown as { model: { bundle_sha256: string } }).model.bundle_sha256)).toEqual(rows.map((r) => r.bundle_sha256));
+    expect(acts).toEqual([
+      { version: 7, how: 'start', previous: null },
+      { version: 8, how: 'operator: active file changed', previous: 'v7' },
+      { version: 7, how: 'operator: active file changed', previous: 'v8' },
+    ]);
+    const list = run(['models', 'list', '--json', '--config', station.config]).stdout.trim().split('\n').map((l) => JSON.parse(l) as { folder: string; bundle_sha256: string });
+    expect(list.find((e) => e.folder === 'v8')?.bundle_sha256).toBe(rows[1].bundle_sha256);
+  });
+});
+
 describe('a start that fails', () => {
   it('leaves a retained `stopped` status that says why (it used to say error: null)', async () => {
     const { sub, station, daemon } = await rig();

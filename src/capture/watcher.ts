@@ -5,6 +5,9 @@ import type { Logger } from 'pino';
 import { captureMatcher, folderIgnored } from './match.js';
 import { fsPath, lossyName, nameFromBytes } from './names.js';
 
+/** How often a missing capture folder is looked for (the rescan interval is for everything else). */
+const MISSING_PROBE_MS = 1000;
+
 export interface SettledFile {
   path: string;
   size: number;
@@ -42,6 +45,7 @@ export class CaptureWatcher {
   /** The flushes, one after another: files are reported in the order their checks began. */
   private flushes: Promise<void> = Promise.resolve();
   private rescanTimer: NodeJS.Timeout | null = null;
+  private missingProbe: NodeJS.Timeout | null = null;
   private rescanning = false;
   /** The last `isKnown` given to reconcile: what a name-triggered rescan checks against. */
   private known: ((f: SettledFile) => boolean) | null = null;
@@ -91,16 +95,22 @@ export class CaptureWatcher {
    * is restarted then), or events a network share never delivered.
    */
   startRescan(intervalMs: number, isKnown: (f: SettledFile) => boolean, onFolderState: (missing: boolean) => void): void {
-    this.rescanTimer = setInterval(() => {
+    const check = (first = false): void => {
       if (this.rescanning) return;
       this.rescanning = true;
       void (async () => {
         const exists = await stat(this.o.dir).then((s) => s.isDirectory(), () => false);
         if (!exists) {
-          if (!this.folderMissing) onFolderState(true);
-          this.folderMissing = true;
+          const was = this.folderMissing;
+          this.folderMissing = true; // before the callback: the status it publishes reads it
+          if (!was) onFolderState(true);
+          // a missing folder is looked for every second, so that its return is noticed at once
+          this.missingProbe ??= setInterval(() => check(), MISSING_PROBE_MS).unref();
           return;
         }
+        if (this.missingProbe) clearInterval(this.missingProbe);
+        this.missingProbe = null;
+        if (first && !this.folderMissing) return; // there, and reconciled by the caller just now
         if (this.folderMissing) {
           this.folderMissing = false;
           onFolderState(false);
@@ -110,8 +120,10 @@ export class CaptureWatcher {
         await this.reconcile(isKnown);
       })().catch((err) => this.o.logger.error({ err: (err as Error).message }, 'capture folder rescan failed'))
         .finally(() => { this.rescanning = false; });
-    }, intervalMs);
+    };
+    this.rescanTimer = setInterval(() => check(), intervalMs);
     this.rescanTimer.unref();
+    check(true); // a folder missing at start is a fault from the first second
   }
 
   private rescanSoon(): void {
@@ -126,6 +138,7 @@ export class CaptureWatcher {
 
   async stop(): Promise<void> {
     if (this.rescanTimer) clearInterval(this.rescanTimer);
+    if (this.missingProbe) clearInterval(this.missingProbe);
     if (this.lossyRescan) clearTimeout(this.lossyRescan);
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();

@@ -30,7 +30,7 @@ function filter(o: { since?: string; until?: string; verdict?: Filter['verdict']
 
 const CSV_COLUMNS = [
   'seq', 'id', 'station_id', 'file_path', 'file_sha256', 'file_bytes', 'width', 'height', 'captured_at', 'scored_at', 'verdict',
-  'reason', 'p_abnormal', 'threshold', 'model_name', 'model_version', 'model_sha256', 'conversion', 'bounds_min', 'bounds_max',
+  'reason', 'p_abnormal', 'threshold', 'model_name', 'model_version', 'model_sha256', 'bundle_sha256', 'conversion', 'bounds_min', 'bounds_max',
   'local_min', 'local_max', 'decode_ms', 'preprocess_ms', 'infer_ms', 'total_ms', 'error_code', 'error_message', 'published_at',
 ];
 

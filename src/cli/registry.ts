@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadBundle, resolveBundleDir } from '../model/bundle.js';
+import { loadBundle, resolveBundleDir, sha256File } from '../model/bundle.js';
 import { bundleFolderName, listRepository, readActive, setActive } from '../model/repository.js';
 import { Scorer } from '../score/scorer.js';
 import { loadConfig } from '../service/config.js';
@@ -75,10 +75,11 @@ export function registerSyncCommands(program: Command): void {
       const repo = repoOf(this);
       const active = await readActive(repo);
       for (const e of await listRepository(repo)) {
+        const bundleSha256 = e.manifest ? await sha256File(join(e.dir, 'manifest.json')).catch(() => null) : null;
         const row = { folder: e.folder, active: e.folder === active, name: e.manifest?.name ?? null, version: e.manifest?.version ?? null,
-          sha256: e.manifest?.files['model.onnx']?.sha256 ?? null, created_at: e.manifest?.created_at ?? null, error: e.error ?? null };
+          sha256: e.manifest?.files['model.onnx']?.sha256 ?? null, bundle_sha256: bundleSha256, created_at: e.manifest?.created_at ?? null, error: e.error ?? null };
         process.stdout.write(o.json ? `${JSON.stringify(row)}\n`
-          : `${row.active ? '*' : ' '} ${e.folder.padEnd(40)} v${String(row.version ?? '?').padEnd(5)} ${row.created_at ?? ''} ${row.sha256?.slice(0, 12) ?? row.error}\n`);
+          : `${row.active ? '*' : ' '} ${e.folder.padEnd(40)} v${String(row.version ?? '?').padEnd(5)} ${row.created_at ?? ''} ${row.sha256 ? `onnx ${row.sha256.slice(0, 12)} bundle ${row.bundle_sha256?.slice(0, 12)}` : row.error}\n`);
       }
     });
 

@@ -12,6 +12,8 @@ export interface Bundle {
   modelPath: string;
   /** sha256 of model.onnx, as listed (and verified). */
   modelSha256: string;
+  /** sha256 of manifest.json: the bundle's identity (threshold, bounds, version … included). */
+  manifestSha256: string;
 }
 
 export async function sha256File(path: string): Promise<string> {
@@ -66,7 +68,7 @@ export async function loadBundle(dir: string): Promise<Bundle> {
       throw new XrayError('MODEL_FILE_MISMATCH', `files.${name}: sha256 ${digest}, manifest says ${expected.sha256}`);
     }
   }
-  return { dir: abs, manifest, modelPath: join(abs, 'model.onnx'), modelSha256: manifest.files['model.onnx'].sha256 };
+  return { dir: abs, manifest, modelPath: join(abs, 'model.onnx'), modelSha256: manifest.files['model.onnx'].sha256, manifestSha256: await sha256File(join(abs, 'manifest.json')) };
 }
 
 /**

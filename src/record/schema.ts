@@ -84,4 +84,21 @@ export const MIGRATIONS: string[] = [
   `
   CREATE INDEX inspections_verdict_seq ON inspections (verdict, seq);
   `,
+  // 3: the bundle's identity beside the graph's (two bundles may share an ONNX file), and every
+  // activation kept (the models table holds only each bundle's latest)
+  `
+  ALTER TABLE inspections ADD COLUMN bundle_sha256 TEXT;
+  ALTER TABLE models ADD COLUMN bundle_sha256 TEXT;
+  CREATE TABLE model_activations (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    at             TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    version        INTEGER NOT NULL,
+    model_sha256   TEXT NOT NULL,
+    bundle_sha256  TEXT NOT NULL,
+    dir            TEXT,
+    how            TEXT NOT NULL,        -- start, model sync, operator: active file changed, automatic fallback …
+    previous       TEXT                  -- the bundle folder that served before, if any
+  );
+  `,
 ];

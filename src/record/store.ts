@@ -19,6 +19,8 @@ export interface InspectionInput {
   model_name: string | null;
   model_version: number | null;
   model_sha256: string | null;
+  /** sha256 of the bundle's manifest.json: tells apart bundles that share an ONNX file. */
+  bundle_sha256: string | null;
   conversion: string | null;
   bounds_min: number | null;
   bounds_max: number | null;
@@ -43,7 +45,7 @@ export interface VerdictMessage {
   reason: string;
   p_abnormal: number | null;
   threshold: number | null;
-  model: { name: string; version: number; sha256: string } | null;
+  model: { name: string; version: number; sha256: string; bundle_sha256: string | null } | null;
   latency_ms: number | null;
   error: { code: string; message: string } | null;
 }
@@ -53,7 +55,7 @@ export interface QueueRow { file_path: string; file_bytes: number; file_mtime_ms
 
 const COLUMNS = [
   'id', 'station_id', 'file_path', 'file_sha256', 'file_bytes', 'file_mtime_ms', 'width', 'height', 'captured_at', 'scored_at',
-  'verdict', 'reason', 'p_abnormal', 'threshold', 'model_name', 'model_version', 'model_sha256', 'conversion', 'bounds_min',
+  'verdict', 'reason', 'p_abnormal', 'threshold', 'model_name', 'model_version', 'model_sha256', 'bundle_sha256', 'conversion', 'bounds_min',
   'bounds_max', 'local_min', 'local_max', 'decode_ms', 'preprocess_ms', 'infer_ms', 'total_ms', 'error_code', 'error_message',
 ];
 
@@ -70,7 +72,7 @@ export function verdictMessage(row: InspectionInput & { id: string; seq: number 
     p_abnormal: row.p_abnormal,
     threshold: row.threshold,
     model: row.model_name && row.model_version !== null && row.model_sha256
-      ? { name: row.model_name, version: row.model_version, sha256: row.model_sha256 } : null,
+      ? { name: row.model_name, version: row.model_version, sha256: row.model_sha256, bundle_sha256: row.bundle_sha256 } : null,
     latency_ms: row.total_ms,
     error: row.error_code ? { code: row.error_code, message: row.error_message ?? '' } : null,
   };
@@ -101,7 +103,9 @@ export class Store {
         ON CONFLICT (name, version, sha256) DO NOTHING`),
       modelDeactivateOthers: db.prepare(`UPDATE models SET deactivated_at = ? WHERE activated_at IS NOT NULL AND deactivated_at IS NULL
         AND NOT (name = ? AND version = ? AND sha256 = ?)`),
-      modelActivate: db.prepare(`UPDATE models SET activated_at = ?, deactivated_at = NULL WHERE name = ? AND version = ? AND sha256 = ?`),
+      modelActivate: db.prepare(`UPDATE models SET activated_at = ?, deactivated_at = NULL, bundle_sha256 = ? WHERE name = ? AND version = ? AND sha256 = ?`),
+      activation: db.prepare(`INSERT INTO model_activations (at, name, version, model_sha256, bundle_sha256, dir, how, previous)
+        VALUES (@at, @name, @version, @sha256, @bundleSha256, @dir, @how, @previous)`),
     };
   }
 
@@ -170,12 +174,17 @@ export class Store {
     this.s.event.run(new Date().toISOString(), kind, message, data === undefined ? null : JSON.stringify(data));
   }
 
-  modelActivated(m: { name: string; version: number; sha256: string; dir: string }): void {
+  /**
+   * A bundle started serving: `models` keeps one row per bundle (its latest activation), and
+   * `model_activations` one row per activation, never changed — the history.
+   */
+  modelActivated(m: { name: string; version: number; sha256: string; bundleSha256: string; dir: string; how: string; previous: string | null }): void {
     const now = new Date().toISOString();
     this.db.transaction(() => {
       this.s.modelSeen.run(m.name, m.version, m.sha256, m.dir, now);
       this.s.modelDeactivateOthers.run(now, m.name, m.version, m.sha256);
-      this.s.modelActivate.run(now, m.name, m.version, m.sha256);
+      this.s.modelActivate.run(now, m.bundleSha256, m.name, m.version, m.sha256);
+      this.s.activation.run({ at: now, ...m });
     })();
   }
 }

@@ -112,7 +112,7 @@ export class Daemon {
     this.started.push({ name: 'model', stop: () => (this.scorer ?? scorer).close() });
     for (const w of scorer.load.warnings) this.logger.warn(w);
     const m = scorer.bundle;
-    store.modelActivated({ name: m.manifest.name, version: m.manifest.version, sha256: m.modelSha256, dir: m.dir });
+    store.modelActivated({ name: m.manifest.name, version: m.manifest.version, sha256: m.modelSha256, bundleSha256: m.manifestSha256, dir: m.dir, how: 'start', previous: null });
     store.event('model', `loaded ${m.manifest.name} v${m.manifest.version} on ${scorer.load.provider}`, { dir: m.dir });
     this.logger.info({ model: scorer.modelRef, provider: scorer.load.provider, warmupMs: Math.round(scorer.load.warmupMs), prepareThread: scorer.prepareThread }, 'model loaded');
     const thread = scorer.prepareThread;
@@ -221,7 +221,7 @@ export class Daemon {
   private announceModel(scorer: Scorer, previous: string | null): void {
     const m = scorer.bundle.manifest;
     this.publisher?.setRetained('model', {
-      name: m.name, version: m.version, sha256: scorer.bundle.modelSha256, untrained: m.untrained ?? false,
+      name: m.name, version: m.version, sha256: scorer.bundle.modelSha256, bundle_sha256: scorer.bundle.manifestSha256, untrained: m.untrained ?? false,
       provider: scorer.load.provider, activated_at: new Date().toISOString(), previous,
     });
     if (this.publisher?.connected) this.publisher.publishStatus('online');

@@ -72,7 +72,7 @@ export class ModelSwitch {
     if (old !== scorer) await old.close();
     if (previous !== folder) this.previous = previous;
     const m = scorer.bundle.manifest;
-    this.ctx.store.modelActivated({ name: m.name, version: m.version, sha256: scorer.bundle.modelSha256, dir: scorer.bundle.dir });
+    this.ctx.store.modelActivated({ name: m.name, version: m.version, sha256: scorer.bundle.modelSha256, bundleSha256: scorer.bundle.manifestSha256, dir: scorer.bundle.dir, how, previous });
     this.ctx.store.event('model', `activated ${m.name} v${m.version} (${how}); previous ${previous ?? 'none'}`, { folder, previous, how });
     this.ctx.logger.info({ model: scorer.modelRef, folder, previous, how }, 'model activated');
     this.ctx.announce(scorer, previous);

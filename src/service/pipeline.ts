@@ -288,6 +288,7 @@ export class Pipeline {
       model_name: m.name,
       model_version: m.version,
       model_sha256: scorer.bundle.modelSha256,
+      bundle_sha256: scorer.bundle.manifestSha256,
       conversion: m.preprocess.conversion,
       bounds_min: m.preprocess.bounds?.min ?? null,
       bounds_max: m.preprocess.bounds?.max ?? null,
