@@ -260,6 +260,37 @@ describe('model sync from a registry', () => {
     }
   });
 
+  it('a fresh station with sync and an empty models folder starts, says it waits, keeps captures queued and scores them with the first model sync installs', async () => {
+    const { s, daemon } = station();
+    const { rmSync } = await import('node:fs');
+    rmSync(join(s.models, 'tiny-v1'), { recursive: true });
+    writeFileSync(s.config, readFileSync(s.config, 'utf8').replace('  interval_s: 1\n', '  interval_s: 1\n  channel: first-model\n'));
+    const sub = new Subscriber(broker.port);
+    await sub.start();
+    try {
+      daemon.start();
+      await daemon.waitFor(/watching the capture folder/, 30_000); // it used to exit MODEL_NOT_FOUND
+      expect(daemon.output).toMatch(/no model yet: waiting for the first one from model sync/);
+      await until(() => sub.status.some((x) => /^waiting for a model/.test(x.error ?? '')), 10_000, 'a status saying it waits for a model');
+      for (let i = 0; i < 3; i++) writeFileSync(join(s.captures, `early-${i}.tif`), capture(820 + i));
+      await sleep(2500);
+      expect(dbRows(s.db, 'SELECT 1 FROM inspections')).toHaveLength(0);
+      expect(dbRows(s.db, 'SELECT file_path FROM queue')).toHaveLength(3);
+      const first = await release(20);
+      await publish(first.dir, registry, 'first-model');
+      await until(() => dbRows(s.db, 'SELECT 1 FROM inspections').length === 3, 30_000, 'the queued captures scored');
+      const rows = dbRows(s.db, 'SELECT model_version, model_sha256, verdict FROM inspections ORDER BY seq');
+      expect(rows.map((r) => [r.model_version, r.model_sha256])).toEqual([[20, first.sha256], [20, first.sha256], [20, first.sha256]]);
+      expect(rows.every((r) => r.verdict !== 'error')).toBe(true);
+      expect(await readActive(s.models)).toBe(`${NAME}-v20`);
+      await until(() => sub.status.at(-1)?.error === null, 10_000, 'the waiting status cleared');
+      expect(dbRows(s.db, 'SELECT how, previous FROM model_activations')).toEqual([{ how: 'model sync', previous: null }]);
+    } finally {
+      await daemon.stop();
+      await sub.stop();
+    }
+  });
+
   it('kill -9 during activation: after restart exactly one complete model is active and staging is clean', async () => {
     for (let attempt = 0; attempt < 3; attempt++) {
       const { s, daemon } = station();

@@ -1,7 +1,8 @@
-import { realpath } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, realpath } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { CaptureWatcher } from '../capture/watcher.js';
-import { cleanStaging } from '../model/repository.js';
+import { cleanStaging, listRepository } from '../model/repository.js';
 import { Publisher } from '../publish/publisher.js';
 import { openDatabase, type Db } from '../record/database.js';
 import { Store } from '../record/store.js';
@@ -93,35 +94,35 @@ export class Daemon {
     await this.publisher.start();
     this.started.push({ name: 'mqtt', stop: () => this.publisher?.stop() });
 
-    let scorer: Scorer;
+    let scorer: Scorer | null = null;
     try {
       const switcher = new ModelSwitch({
         config: c, store, logger: this.logger, pipeline: () => this.pipeline!, announce: (s, previous) => this.announceModel(s, previous),
         holdSync: () => this.syncer?.hold() ?? Promise.resolve(),
       });
       this.models = switcher;
-      if (switcher.isRepository) await cleanStaging(switcher.repo); // what a crash mid-download left behind
+      if (switcher.isRepository && c.sync) await mkdir(switcher.repo, { recursive: true }); // sync installs into it
+      if (switcher.isRepository && existsSync(switcher.repo)) await cleanStaging(switcher.repo); // what a crash mid-download left behind
       // TensorRT reads its settings from the environment when a session is created.
       Object.assign(process.env, tensorrtEnvironment(c.model.providers, c.model.tensorrt));
-      scorer = await Scorer.open(c.model.dir, scorerOptions(c));
+      if (c.sync && switcher.isRepository && (await listRepository(switcher.repo)).length === 0) {
+        // a fresh station: start, keep captures queued, and score them once sync installs a model
+        this.logger.warn({ dir: switcher.repo, sync: c.sync.url }, 'no model yet: waiting for the first one from model sync');
+        store.event('model', `no model in ${switcher.repo}: waiting for the first one from ${c.sync.url}`);
+      } else {
+        scorer = await Scorer.open(c.model.dir, scorerOptions(c));
+      }
     } catch (err) {
       const code = (err as { code?: string }).code ?? 'MODEL_LOAD_FAILED';
       store.event('error', `model ${c.model.dir}: ${code}: ${(err as Error).message}`);
       throw err;
     }
-    this.started.push({ name: 'model', stop: () => (this.scorer ?? scorer).close() });
-    for (const w of scorer.load.warnings) this.logger.warn(w);
-    const m = scorer.bundle;
-    store.modelActivated({ name: m.manifest.name, version: m.manifest.version, sha256: m.modelSha256, bundleSha256: m.manifestSha256, dir: m.dir, how: 'start', previous: null });
-    store.event('model', `loaded ${m.manifest.name} v${m.manifest.version} on ${scorer.load.provider}`, { dir: m.dir });
-    this.logger.info({ model: scorer.modelRef, provider: scorer.load.provider, warmupMs: Math.round(scorer.load.warmupMs), prepareThread: scorer.prepareThread }, 'model loaded');
-    const thread = scorer.prepareThread;
-    if (thread && 'error' in thread) this.logger.warn({ error: thread.error }, 'could not lower the preparation thread\'s priority; it competes with inference at full priority');
-    if (m.manifest.untrained) this.logger.warn('the active model is the UNTRAINED demo model: its verdicts mean nothing');
+    this.started.push({ name: 'model', stop: () => (this.scorer ?? scorer)?.close() });
+    if (scorer) this.modelLoaded(scorer, store);
     step();
 
     this.syncer = new Syncer({
-      config: c, store, logger: this.logger, repo: c.model.dir, active: () => this.scorer!.bundle,
+      config: c, store, logger: this.logger, repo: c.model.dir, active: () => this.scorer?.bundle ?? null,
       activate: (s, folder) => this.models!.activate(s, folder, 'model sync'),
     });
 
@@ -186,6 +187,8 @@ export class Daemon {
     this.logger.info({ dir: c.capture.dir, found, queued: store.queueCount() }, 'watching the capture folder');
     this.pipeline.wake();
 
+    // what is known only now (no model yet, a missing folder) goes to the status topic at once
+    if (this.fault() && this.publisher?.connected) this.publisher.publishStatus('online');
     this.notifier.ready(this.summary());
     this.startWatchdog();
   }
@@ -209,13 +212,25 @@ export class Daemon {
   /** The station fault the line must see (status topic `error`, STATUS=), or null. */
   private fault(): string | null {
     return this.startError ?? this.pipeline?.recordError ?? this.queueError
-      ?? (this.watcher?.folderMissing ? `capture folder ${this.config.capture.dir} is missing` : null);
+      ?? (this.watcher?.folderMissing ? `capture folder ${this.config.capture.dir} is missing` : null)
+      ?? (this.pipeline && !this.scorer ? 'waiting for a model: none installed yet (model sync installs the first; captures stay queued)' : null);
   }
 
   /** A fault began or ended: the status topic and STATUS= say so at once, not at the next interval. */
   private faultChanged(): void {
     if (this.publisher?.connected) this.publisher.publishStatus('online');
     this.notifier.status(this.summary());
+  }
+
+  private modelLoaded(scorer: Scorer, store: Store): void {
+    for (const w of scorer.load.warnings) this.logger.warn(w);
+    const m = scorer.bundle;
+    store.modelActivated({ name: m.manifest.name, version: m.manifest.version, sha256: m.modelSha256, bundleSha256: m.manifestSha256, dir: m.dir, how: 'start', previous: null });
+    store.event('model', `loaded ${m.manifest.name} v${m.manifest.version} on ${scorer.load.provider}`, { dir: m.dir });
+    this.logger.info({ model: scorer.modelRef, provider: scorer.load.provider, warmupMs: Math.round(scorer.load.warmupMs), prepareThread: scorer.prepareThread }, 'model loaded');
+    const thread = scorer.prepareThread;
+    if (thread && 'error' in thread) this.logger.warn({ error: thread.error }, 'could not lower the preparation thread\'s priority; it competes with inference at full priority');
+    if (m.manifest.untrained) this.logger.warn('the active model is the UNTRAINED demo model: its verdicts mean nothing');
   }
 
   private announceModel(scorer: Scorer, previous: string | null): void {
@@ -236,7 +251,8 @@ export class Daemon {
       if (busy || this.stopping) return;
       busy = true;
       // This tick running proves the main loop answers; the ping proves the inference worker does.
-      void (this.scorer?.ping(interval * 2) ?? Promise.resolve(false)).then((ok) => {
+      // no model yet: no inference worker to ask; the main loop answering is the proof
+      void (this.scorer ? this.scorer.ping(interval * 2) : Promise.resolve(true)).then((ok) => {
         busy = false;
         if (ok && !this.stopping) {
           this.notifier.watchdog();

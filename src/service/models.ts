@@ -39,10 +39,10 @@ export class ModelSwitch {
     this.isRepository = !existsSync(join(this.repo, 'manifest.json'));
   }
 
-  /** Records the bundle the daemon started with. */
-  async start(initial: Scorer): Promise<void> {
-    this.current = this.isRepository ? initial.bundle.dir.slice(this.repo.length + 1) : null;
-    this.ctx.announce(initial, null);
+  /** Records the bundle the daemon started with (null: none yet, sync or an operator brings the first). */
+  async start(initial: Scorer | null): Promise<void> {
+    this.current = this.isRepository && initial ? initial.bundle.dir.slice(this.repo.length + 1) : null;
+    if (initial) this.ctx.announce(initial, null);
     if (!this.isRepository) return;
     // The folder is what `active` names (or the only bundle): write it so a later switch has a base.
     if ((await readActive(this.repo)) !== this.current && this.current) await setActive(this.repo, this.current);
@@ -69,7 +69,7 @@ export class ModelSwitch {
     this.current = folder; // before writing `active`, so the file poll does not react to our own write
     await setActive(this.repo, folder);
     const old = await this.ctx.pipeline().swap(scorer);
-    if (old !== scorer) await old.close();
+    if (old && old !== scorer) await old.close();
     if (previous !== folder) this.previous = previous;
     const m = scorer.bundle.manifest;
     this.ctx.store.modelActivated({ name: m.name, version: m.version, sha256: scorer.bundle.modelSha256, bundleSha256: scorer.bundle.manifestSha256, dir: scorer.bundle.dir, how, previous });

@@ -9,7 +9,8 @@ export interface PipelineContext {
   stationId: string;
   verdictTopic: string;
   store: Store;
-  scorer: Scorer;
+  /** null: no model yet (a fresh station waiting for model sync); captures stay queued. */
+  scorer: Scorer | null;
   logger: Logger;
   /** Links resolving outside this folder are not followed (null: follow any link). */
   confineTo: string | null;
@@ -57,15 +58,15 @@ export class Pipeline {
   readonly counts = { pass: 0, flag: 0, error: 0, skipped: 0 };
   /** Why the last verdict could not be recorded (null once one is recorded again). */
   recordError: string | null = null;
-  private scorer: Scorer;
-  private pendingSwap: { scorer: Scorer; resolve: (old: Scorer) => void } | null = null;
+  private scorer: Scorer | null;
+  private pendingSwap: { scorer: Scorer; resolve: (old: Scorer | null) => void } | null = null;
   private consecutiveModelFailures = 0;
 
   constructor(private readonly ctx: PipelineContext) {
     this.scorer = ctx.scorer;
   }
 
-  get activeScorer(): Scorer {
+  get activeScorer(): Scorer | null {
     return this.scorer;
   }
 
@@ -73,7 +74,7 @@ export class Pipeline {
    * Switches models between two captures: the capture in flight finishes on the old model, the
    * next one is prepared for the new one. Resolves with the old scorer (the caller closes it).
    */
-  swap(next: Scorer): Promise<Scorer> {
+  swap(next: Scorer): Promise<Scorer | null> {
     if (!this.running) {
       const old = this.scorer;
       this.scorer = next;
@@ -159,8 +160,8 @@ export class Pipeline {
     while (this.running || current?.scoring) {
       if (!current) {
         this.applySwap(); // nothing in flight: the safe moment to switch models
-        const row = this.next(null);
-        if (!row) {
+        const row = this.scorer ? this.next(null) : null; // no model yet: everything stays queued
+        if (!row || !this.scorer) {
           await new Promise<void>((resolve) => {
             this.wakeUp = resolve;
           });

@@ -37,7 +37,8 @@ export interface SyncContext {
   store: Store;
   logger: Logger;
   repo: string;
-  active: () => Bundle;
+  /** The serving bundle, or null before the first model is installed. */
+  active: () => Bundle | null;
   /** Makes a verified, loaded bundle the one that scores (between two captures). */
   activate: (scorer: Scorer, folder: string) => Promise<void>;
 }
@@ -123,10 +124,10 @@ export class Syncer {
       log.warn({ reason }, message);
       return { result: 'unreachable', message };
     }
-    const active = this.ctx.active().manifest;
-    if (pointer.name === active.name && pointer.version === active.version) return { result: 'up-to-date', message: `${active.name} v${active.version} is active`, name: active.name, version: active.version };
+    const active = this.ctx.active()?.manifest ?? null; // null: the station's first model
+    if (active && pointer.name === active.name && pointer.version === active.version) return { result: 'up-to-date', message: `${active.name} v${active.version} is active`, name: active.name, version: active.version };
     if ((await this.held()) === pointerKey) {
-      return { result: 'held', message: `${pointer.name} v${pointer.version} is held back: an operator (or the fallback) went back to v${active.version}; it is installed once the channel points to another version, or after xray-qc models unhold`, name: pointer.name, version: pointer.version };
+      return { result: 'held', message: `${pointer.name} v${pointer.version} is held back: an operator (or the fallback) went back to v${active?.version ?? '?'}; it is installed once the channel points to another version, or after xray-qc models unhold`, name: pointer.name, version: pointer.version };
     }
     if (!force && this.failedPointer === pointerKey) {
       return { result: 'skipped', message: `${pointer.name} v${pointer.version} was refused before; waiting for a new pointer`, name: pointer.name, version: pointer.version };
@@ -184,8 +185,8 @@ export class Syncer {
       throw new Refused('manifest', `manifest is ${manifest.name} v${manifest.version}, the pointer says ${pointer.name} v${pointer.version}`);
     }
     // 3. no rollback
-    const active = this.ctx.active().manifest;
-    if (manifest.name === active.name && manifest.version <= active.version) {
+    const active = this.ctx.active()?.manifest ?? null;
+    if (active && manifest.name === active.name && manifest.version <= active.version) {
       throw new Refused('version', `v${manifest.version} is not newer than the active v${active.version} (only an operator may go back: xray-qc models activate)`);
     }
     // 4. what this station can run
