@@ -7,8 +7,9 @@ import type BetterSqlite3 from 'better-sqlite3';
  * (`node::RemoveEnvironmentCleanupHook`: `(env) != nullptr`; 12 wraps objects with the raw
  * `node::ObjectWrap`, whose cleanup hooks Node 24 changed), and 13 crashes on Node 20 (segfault on
  * first use), so Node 20 — end of life, still tested until the stations have moved — loads 12,
- * installed under the alias `better-sqlite3-node20` (an optional dependency). Same API, same file
- * format. D29.
+ * installed under the alias `better-sqlite3-node20`. Both are optional dependencies: npm skips 13
+ * on Node 20 (its engines say >= 22) without a warning. Same API, same file format. D29. After
+ * changing a station's Node.js major, run `npm ci` again.
  */
 const require = createRequire(import.meta.url);
 
