@@ -71,9 +71,17 @@ it('malformed TIFFs, links out and to /dev/zero, FIFOs, folders named .tif, grow
   await writeFile(soon, capture(80_003));
   expected.set(soon, 'scored');
   // files deleted between detection and decoding: queued behind a pile of large captures
-  for (let i = 0; i < 8; i++) await writeFile(join(c, `pile-${i}.tif`), capture(80_100 + i, 1200, 2000));
+  for (let i = 0; i < 12; i++) await writeFile(join(c, `pile-${i}.tif`), capture(80_100 + i, 1200, 2000));
   const vanishing = Array.from({ length: 10 }, (_, i) => join(c, `vanishing-${i}.tif`));
-  for (const [i, v] of vanishing.entries()) await writeFile(v, capture(80_200 + i));
+  // The queue is ordered by mtime: dated an hour ahead, these wait behind the whole pile however
+  // fast it is scored (with small files the loop could take each as it was queued, before the
+  // freeze below landed: one CI run saw all of them read in time)
+  const { utimesSync } = await import('node:fs');
+  for (const [i, v] of vanishing.entries()) {
+    await writeFile(v, capture(80_200 + i));
+    const later = Date.now() / 1000 + 3600 + i;
+    utimesSync(v, later, later);
+  }
   // The moment one is queued the daemon is frozen (SIGSTOP), every queued one deleted, and it goes on.
   const deletedWhileQueued: string[] = [];
   const db = new Sqlite(station.db, { readonly: true });
