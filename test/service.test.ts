@@ -10,12 +10,18 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+/** A mosquitto on a free port, stopped after the test. */
+async function startBroker(): Promise<{ port: number; broker: Mosquitto }> {
+  const port = await freePort();
+  const broker = new Mosquitto(port);
+  await broker.start();
+  cleanups.push(() => broker.stop());
+  return { port, broker };
+}
+
 describe('systemd integration (a real NOTIFY_SOCKET)', () => {
   it('sends READY=1 once started, WATCHDOG=1 periodically, STOPPING=1 on SIGTERM, then exits 0', async () => {
-    const port = await freePort();
-    const broker = new Mosquitto(port);
-    await broker.start();
-    cleanups.push(() => broker.stop());
+    const { port, broker } = await startBroker();
     const station = makeStation({ port });
     const notify = await notifyListener(join(station.root, 'notify.sock'), cleanups);
     const daemon = new DaemonProcess(station.config, { NOTIFY_SOCKET: notify.socketPath, WATCHDOG_USEC: '600000' });
@@ -40,10 +46,7 @@ describe('configuration', () => {
   });
 
   it('run --check checks what run needs: model repository, folders, keys, sync URL; the broker is a warning', async () => {
-    const port = await freePort();
-    const broker = new Mosquitto(port);
-    await broker.start();
-    cleanups.push(() => broker.stop());
+    const { port, broker } = await startBroker();
     const station = makeStation({ port });
     const base = readFileSync(station.config, 'utf8');
     const check = (name: string, edit: (yaml: string) => string): { code: number; stdout: string; stderr: string } => {

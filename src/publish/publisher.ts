@@ -71,10 +71,7 @@ export class Publisher {
       // a refused CONNACK (credentials, client id) would otherwise end the client for good
       reconnectOnConnackError: true,
       will: { topic: this.topics.status, payload: Buffer.from(this.statusPayload('offline')), qos: 1, retain: true },
-      ...(m.username ? { username: m.username, password: m.password ?? undefined } : {}),
-      ...(m.ca ? { ca: readFileSync(m.ca) } : {}),
-      ...(m.cert ? { cert: readFileSync(m.cert) } : {}),
-      ...(m.key ? { key: readFileSync(m.key) } : {}),
+      ...connectAuth(m),
     };
     const client = mqtt.connect(m.url, options);
     client.on('connect', () => {
@@ -257,6 +254,16 @@ export class Publisher {
     }
     if (this.flushAgain && this.connected) this.kick();
   }
+}
+
+/** Credentials and TLS files for a connection to the station's broker (the daemon's and `run --check`'s). */
+export function connectAuth(m: Config['mqtt']): Pick<IClientOptions, 'username' | 'password' | 'ca' | 'cert' | 'key'> {
+  return {
+    ...(m.username ? { username: m.username, password: m.password ?? undefined } : {}),
+    ...(m.ca ? { ca: readFileSync(m.ca) } : {}),
+    ...(m.cert ? { cert: readFileSync(m.cert) } : {}),
+    ...(m.key ? { key: readFileSync(m.key) } : {}),
+  };
 }
 
 /**

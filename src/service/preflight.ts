@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { access, readdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import mqtt from 'mqtt';
+import { connectAuth } from '../publish/publisher.js';
 import { Scorer } from '../score/scorer.js';
 import { checkRegistryUrl } from '../sync/http.js';
 import { loadPublicKeys } from '../sync/signing.js';
@@ -96,17 +97,15 @@ async function checkWritableParent(file: string, error: (p: string, m: string) =
 /** One connection attempt: ok, refused by the broker (credentials, client id), or no answer and why. */
 async function brokerAnswers(c: Config, timeoutMs: number): Promise<{ ok: boolean; refused?: string; why?: string }> {
   const m = c.mqtt;
-  const { readFileSync } = await import('node:fs');
-  let tls: Record<string, Buffer> = {};
+  let auth: ReturnType<typeof connectAuth>;
   try {
-    tls = { ...(m.ca ? { ca: readFileSync(m.ca) } : {}), ...(m.cert ? { cert: readFileSync(m.cert) } : {}), ...(m.key ? { key: readFileSync(m.key) } : {}) };
+    auth = connectAuth(m);
   } catch {
     return { ok: false, why: 'TLS files unreadable' };
   }
   return new Promise((resolve) => {
     const client = mqtt.connect(m.url, {
-      clientId: `${m.client_id ?? `xray-qc-${c.station_id}`}-check`, clean: true, reconnectPeriod: 0, connectTimeout: timeoutMs,
-      ...(m.username ? { username: m.username, password: m.password ?? undefined } : {}), ...tls,
+      clientId: `${m.client_id ?? `xray-qc-${c.station_id}`}-check`, clean: true, reconnectPeriod: 0, connectTimeout: timeoutMs, ...auth,
     });
     let done = false;
     const finish = (r: { ok: boolean; refused?: string; why?: string }): void => {
