@@ -115,7 +115,7 @@ export class LzwBlockDecoder extends BaseDecoder implements IntoDecoder {
     // TIFF 6.0's decoder starts from a Clear code, and libtiff (4.5) refuses a strip that does not
     // ("Using code not yet in table"); so do we, rather than decode what the writer's own library
     // could not read back. This also refuses pre-1995 bit-reversed LZW, which starts with 0x00.
-    // The fuzz test against libtiff found this the only difference between the two.
+    // One of the two differences from libtiff the fuzz test found (D30).
     if (block.length < 2 || block[0] !== 0x80 || (block[1] & 0x80) !== 0) {
       throw new XrayError('TIFF_CORRUPT_DATA', 'LZW block does not start with a Clear code (TIFF 6.0 requires it; libtiff refuses such a block too)');
     }

@@ -38,19 +38,15 @@ const COMPRESSION_NAMES: Record<number, string> = {
 };
 
 /**
- * Decodes the first page of a single-sample 16-bit unsigned TIFF. geotiff parses the directory
- * and provides the block decoders (ours, registered with addDecoder); the tag checks, block
- * bounds, predictor and byte order are done here, since geotiff 3.0.5 accepts many malformed
- * files silently.
+ * Decodes the first page of a single-sample 16-bit unsigned TIFF. The directory is read by
+ * tiff-structure.ts in the file's byte order; geotiff's registry provides the block decoders
+ * (ours, registered with addDecoder); the tag checks, block bounds, predictor and byte order are
+ * done here, since geotiff 3.0.5 accepts many malformed files silently.
  */
 export async function decodeTiff(bytes: Uint8Array, options: DecodeOptions = {}, scratch?: Scratch): Promise<Gray16Image> {
   const structure = checkTiffStructure(bytes);
   registerCodecs();
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  // geotiff wants an ArrayBuffer that starts with the file (no copy when it does: our reads and
-  // scratch buffers). A longer one is fine: every offset geotiff and we follow was checked
-  // against the file's length above, and strips are read through views bounded by it.
-  const buffer = (bytes.byteOffset === 0 ? bytes.buffer : bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) as ArrayBuffer;
   const dir = readDirectory(bytes, structure);
   const tag = (name: string): number | undefined => scalar(dir.get(name));
   const width = tag('ImageWidth');
@@ -137,7 +133,8 @@ export async function decodeTiff(bytes: Uint8Array, options: DecodeOptions = {},
     // Tiles are always full-size; the last strip holds only the rows that remain.
     const neededRows = layout.kind === 'tile' ? layout.blockHeight : rows;
     const needed = layout.blockWidth * neededRows * 2;
-    const raw = new Uint8Array(buffer, layout.offsets[i], counts[i]);
+    // every block was checked against the file's length above
+    const raw = bytes.subarray(layout.offsets[i], layout.offsets[i] + counts[i]);
     // Full strips decode straight into place; tiles and a short last strip (which may hold a
     // whole strip's data) go through a block-sized buffer.
     const direct = layout.kind === 'strip' && rows === layout.blockHeight;
