@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readManifest } from './bundle.js';
@@ -79,6 +79,15 @@ export async function listRepository(repo: string): Promise<RepoEntry[]> {
     }
   }
   return out;
+}
+
+/**
+ * True when `modelDir` holds no model at all: not a bundle, and (missing, or) a repository with no
+ * bundle folder. A station with sync then starts and waits for its first model; without sync it
+ * cannot run. One rule for `run` and `run --check`.
+ */
+export async function holdsNoModel(modelDir: string): Promise<boolean> {
+  return !existsSync(join(modelDir, 'manifest.json')) && (await listRepository(modelDir)).length === 0;
 }
 
 /** Removes what an interrupted download or activation left in `.staging/`. */

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, realpath } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { CaptureWatcher } from '../capture/watcher.js';
-import { cleanStaging, listRepository } from '../model/repository.js';
+import { cleanStaging, holdsNoModel } from '../model/repository.js';
 import { Publisher } from '../publish/publisher.js';
 import { openDatabase, type Db } from '../record/database.js';
 import { Store } from '../record/store.js';
@@ -105,7 +105,7 @@ export class Daemon {
       if (switcher.isRepository && existsSync(switcher.repo)) await cleanStaging(switcher.repo); // what a crash mid-download left behind
       // TensorRT reads its settings from the environment when a session is created.
       Object.assign(process.env, tensorrtEnvironment(c.model.providers, c.model.tensorrt));
-      if (c.sync && switcher.isRepository && (await listRepository(switcher.repo)).length === 0) {
+      if (c.sync && (await holdsNoModel(switcher.repo))) {
         // a fresh station: start, keep captures queued, and score them once sync installs a model
         this.logger.warn({ dir: switcher.repo, sync: c.sync.url }, 'no model yet: waiting for the first one from model sync');
         store.event('model', `no model in ${switcher.repo}: waiting for the first one from ${c.sync.url}`);

@@ -1,7 +1,8 @@
-import { constants } from 'node:fs';
-import { access, readdir, stat } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import mqtt from 'mqtt';
+import { holdsNoModel } from '../model/repository.js';
 import { connectAuth } from '../publish/publisher.js';
 import { Scorer } from '../score/scorer.js';
 import { checkRegistryUrl } from '../sync/http.js';
@@ -57,14 +58,10 @@ export async function preflight(c: Config, o: PreflightOptions = {}): Promise<Fi
 
 async function checkModel(c: Config, error: (p: string, m: string) => void, warning: (p: string, m: string) => void): Promise<void> {
   const dir = c.model.dir;
-  const empty = await readdir(dir).then((e) => e.filter((n) => !n.startsWith('.')).length === 0, () => null);
-  if (empty === null) {
-    error('model.dir', `${dir} does not exist`);
-    return;
-  }
-  if (empty) {
-    if (c.sync) warning('model.dir', `${dir} is empty: the station will wait for its first model from ${c.sync.url}`);
-    else error('model.dir', `${dir} is empty: put a bundle there (docs/model-bundle.md) or configure sync`);
+  if (await holdsNoModel(dir)) { // the rule `run` follows
+    const what = existsSync(dir) ? 'is empty' : 'does not exist';
+    if (c.sync) warning('model.dir', `${dir} ${what}: the station will wait for its first model from ${c.sync.url}`);
+    else error('model.dir', `${dir} ${what}${what === 'is empty' ? ': put a bundle there (docs/model-bundle.md) or configure sync' : ''}`);
     return;
   }
   try {
