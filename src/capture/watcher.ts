@@ -1,12 +1,14 @@
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from 'pino';
 import { captureMatcher, folderIgnored } from './match.js';
-import { fsPath, lossyName, nameFromBytes } from './names.js';
+import { fsPath, nameFromBytes } from './names.js';
+import { TreeWatch } from './tree-watch.js';
 
 /** How often a missing capture folder is looked for (the rescan interval is for everything else). */
 const MISSING_PROBE_MS = 1000;
+/** How often the folder is listed in poll mode (capture.poll). */
+const POLL_MS = 1000;
 
 export interface SettledFile {
   path: string;
@@ -20,8 +22,6 @@ export interface WatcherOptions {
   ignore: string[];
   settleMs: number;
   poll: boolean;
-  /** Follow links to folders (else a link is reported as the entry it is). */
-  followSymlinks?: boolean;
   logger: Logger;
   /** Called once per complete file (size and mtime unchanged for settleMs). */
   onSettled: (file: SettledFile) => void;
@@ -30,7 +30,8 @@ export interface WatcherOptions {
 }
 
 /**
- * Watches the capture folder (chokidar, recursive) and reports each matching file once it is
+ * Watches the capture folder (one inotify watch per folder, tree-watch.ts; or a listing every
+ * second with capture.poll) and reports each matching file once it is
  * complete: its size and mtime unchanged for `settleMs`. A file renamed into place arrives whole
  * and settles after one interval; one copied in chunks keeps re-arming its timer until the
  * writer stops. At start, `reconcile` lists what is already there (the restart case). Files that
@@ -38,7 +39,9 @@ export interface WatcherOptions {
  * arrival order.
  */
 export class CaptureWatcher {
-  private watcher: FSWatcher | null = null;
+  private tree: TreeWatch | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private polling = false;
   private readonly pending = new Map<string, { size: number; mtimeMs: number; timer: NodeJS.Timeout }>();
   /** Paths whose settle timer fired (with that timer), checked together by the next `flush`. */
   private readonly due = new Map<string, NodeJS.Timeout>();
@@ -47,9 +50,8 @@ export class CaptureWatcher {
   private rescanTimer: NodeJS.Timeout | null = null;
   private missingProbe: NodeJS.Timeout | null = null;
   private rescanning = false;
-  /** The last `isKnown` given to reconcile: what a name-triggered rescan checks against. */
+  /** The last `isKnown` given to reconcile: what a poll checks against. */
   private known: ((f: SettledFile) => boolean) | null = null;
-  private lossyRescan: NodeJS.Timeout | null = null;
   /** true while the capture folder itself is missing (an unmounted share, a deleted folder). */
   folderMissing = false;
   private readonly matches: (p: string) => boolean;
@@ -67,26 +69,29 @@ export class CaptureWatcher {
   }
 
   private async watchFolder(): Promise<void> {
-    const watcher = watch(this.o.dir, {
-      ignoreInitial: true,
-      persistent: true,
-      usePolling: this.o.poll,
-      followSymlinks: this.o.followSymlinks ?? false,
-      interval: 200,
-      ignored: (path, stats) => (stats?.isDirectory() ? this.skipFolder(path) : false),
+    if (this.o.poll) {
+      // A network share delivers no inotify events for writes made elsewhere: list it instead.
+      this.pollTimer = setInterval(() => this.pollOnce(), POLL_MS);
+      this.pollTimer.unref();
+      return;
+    }
+    const tree = new TreeWatch({
+      dir: this.o.dir,
+      skipFolder: this.skipFolder,
+      onName: (p) => this.touch(p),
+      onError: (err, dir) => this.o.logger.error({ dir, err: err.message }, 'capture watcher error'),
     });
-    watcher.on('add', (p) => this.touch(p));
-    watcher.on('change', (p) => this.touch(p));
-    watcher.on('unlink', (p) => this.forget(p));
-    // A folder is never a capture, whatever its name: chokidar watches inside it.
-    // A name that is not UTF-8 reaches chokidar as U+FFFD and cannot be opened under that string:
-    // list its folder as bytes instead (reconcile) once the writer has had time to settle.
-    watcher.on('raw', (_event, path) => {
-      if (typeof path === 'string' && lossyName(path)) this.rescanSoon();
-    });
-    watcher.on('error', (err) => this.o.logger.error({ err }, 'capture watcher error'));
-    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
-    this.watcher = watcher;
+    await tree.start();
+    this.tree = tree;
+  }
+
+  /** Poll mode: one listing at a time, against what the last reconcile was told is known. */
+  private pollOnce(): void {
+    if (this.polling || !this.known || this.folderMissing) return;
+    this.polling = true;
+    void this.reconcile(this.known)
+      .catch((err) => this.o.logger.error({ err: (err as Error).message }, 'capture folder poll failed'))
+      .finally(() => { this.polling = false; });
   }
 
   /**
@@ -114,7 +119,7 @@ export class CaptureWatcher {
         if (this.folderMissing) {
           this.folderMissing = false;
           onFolderState(false);
-          await this.watcher?.close();
+          this.closeWatch();
           await this.watchFolder(); // a new inode: the old watch sees nothing
         }
         await this.reconcile(isKnown);
@@ -126,25 +131,20 @@ export class CaptureWatcher {
     check(true); // a folder missing at start is a fault from the first second
   }
 
-  private rescanSoon(): void {
-    if (this.lossyRescan || !this.known) return;
-    const known = this.known;
-    this.lossyRescan = setTimeout(() => {
-      this.lossyRescan = null;
-      void this.reconcile(known).catch((err) => this.o.logger.error({ err: (err as Error).message }, 'capture folder rescan failed'));
-    }, this.o.settleMs);
-    this.lossyRescan.unref();
-  }
-
   async stop(): Promise<void> {
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     if (this.missingProbe) clearInterval(this.missingProbe);
-    if (this.lossyRescan) clearTimeout(this.lossyRescan);
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
     this.due.clear();
-    await this.watcher?.close();
-    this.watcher = null;
+    this.closeWatch();
+  }
+
+  private closeWatch(): void {
+    this.tree?.close();
+    this.tree = null;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
   }
 
   /** Every matching file already in the folder, each settled once (oldest first). */
@@ -183,15 +183,22 @@ export class CaptureWatcher {
     return found.length;
   }
 
+  /** Folders under an inotify watch (0 in poll mode). */
+  watchedFolders(): number {
+    return this.tree?.folderCount() ?? 0;
+  }
+
   pendingCount(): number {
     return this.pending.size;
   }
 
+  /** A name changed: settle it if it is a capture that is there, forget it if it is gone. */
   private touch(path: string): void {
     if (!this.matches(path)) return;
     void this.stat(path).then((s) => {
       if (s) this.arm(path, s.size, s.mtimeMs);
-    });
+      else this.forget(path);
+    }, () => undefined);
   }
 
   private arm(path: string, size: number, mtimeMs: number): void {

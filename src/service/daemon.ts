@@ -158,7 +158,7 @@ export class Daemon {
     };
     this.watcher = new CaptureWatcher({
       dir: c.capture.dir, patterns: c.capture.patterns, ignore: c.capture.ignore, settleMs: c.capture.settle_ms,
-      poll: c.capture.poll, followSymlinks: c.capture.follow_symlinks, logger: this.logger,
+      poll: c.capture.poll, logger: this.logger,
       onSettled: function queue(this: void, f) {
         try {
           if (store.auditedByStat(f.path, f.size, f.mtimeMs)) return;

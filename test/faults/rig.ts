@@ -61,6 +61,13 @@ export class WitnessSub {
     await sleep(500);
   }
 
+  /** How many verdicts have arrived so far (duplicates included), without parsing them. */
+  count(): number {
+    let n = 0;
+    for (let i = this.text.indexOf('\n{'); i !== -1; i = this.text.indexOf('\n{', i + 1)) n++;
+    return n + (this.text.startsWith('{') ? 1 : 0);
+  }
+
   /** Every verdict received so far (duplicates included). */
   verdicts(): Array<{ id: string; seq: number; file: string; verdict: string; reason: string }> {
     return this.text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { id: string; seq: number; file: string; verdict: string; reason: string });
