@@ -7,6 +7,7 @@ import { registerSyncCommands } from './registry.js';
 import { registerScoring } from './score.js';
 import { registerRun, packageVersion } from './run.js';
 import { registerTools } from './tools.js';
+import { registerTraining } from './train.js';
 
 export function buildProgram(): Command {
   const program = new Command('xray-qc')
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerModel(program);
   registerSyncCommands(program);
   registerDemo(program);
+  registerTraining(program);
   return program;
 }
 

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CONVERSIONS, type Conversion } from '../convert/conversion.js';
@@ -11,7 +12,10 @@ interface PackCli {
   onnx: string; out: string; name: string; version: number; conversion: Conversion; bounds?: number[];
   threshold: number; reviewBand?: number[]; inputName: string; outputName: string; outputKind: 'softmax' | 'logits';
   abnormalIndex: number; height: number; width: number; mean: number[]; std: number[]; verify: boolean;
+  file: string[]; metrics?: string; description?: string;
 }
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
 export function registerModel(program: Command): void {
   const model = program.command('model').description('model bundles: pack, demo, keygen, golden, sign');
@@ -35,6 +39,9 @@ export function registerModel(program: Command): void {
     .option('--width <px>', 'input width', parseNumber(1, 16384, true), PACK_DEFAULTS.width)
     .option('--mean <a,b,c>', 'per-channel mean', parseNumberList(3), PACK_DEFAULTS.mean)
     .option('--std <a,b,c>', 'per-channel std', parseNumberList(3), PACK_DEFAULTS.std)
+    .option('--file <path>', 'another file to copy in and list with its sha256 (a model card, predictions); repeatable', collect, [])
+    .option('--metrics <file.json>', "a JSON object stored as the manifest's metrics")
+    .option('--description <text>', 'free text for the manifest')
     .option('--no-verify', 'skip loading the graph in ONNX Runtime to check names and shapes')
     .action(async (o: PackCli) => {
       if ((o.conversion === 'global' || o.conversion === 'mixed') && !o.bounds) {
@@ -42,6 +49,8 @@ export function registerModel(program: Command): void {
       }
       const { dir, manifest } = await packBundle({
         ...o,
+        extraFiles: o.file,
+        metrics: o.metrics ? await readMetrics(o.metrics) : undefined,
         bounds: o.bounds ? { min: o.bounds[0], max: o.bounds[1] } : null,
         reviewBand: o.reviewBand ? [o.reviewBand[0], o.reviewBand[1]] : null,
         mean: o.mean as [number, number, number],
@@ -65,4 +74,15 @@ export function registerModel(program: Command): void {
       const dir = await ensureDemoModel(resolve(o.out ?? defaultDemoDir(variant)), variant);
       process.stdout.write(`${dir}\n`);
     });
+}
+
+async function readMetrics(path: string): Promise<Record<string, unknown>> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    throw new XrayError('PACK_INVALID_ARGUMENT', `--metrics ${path}: ${(err as Error).message}`);
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new XrayError('PACK_INVALID_ARGUMENT', `--metrics ${path}: not a JSON object`);
+  return value as Record<string, unknown>;
 }

@@ -41,9 +41,10 @@ export function registerTools(program: Command): void {
     .option('--compression <c>', 'none|deflate|lzw', parseChoice(['none', 'deflate', 'lzw'] as const), 'none')
     .option('--width <px>', 'fixed width (default: 1119–1219, random)', parseNumber(8, 20000, true))
     .option('--height <px>', 'fixed height (default: 2053–2115, random)', parseNumber(8, 20000, true))
-    .action(async (o: { out: string; count: number; seed: number; abnormalRate: number; compression: WriteCompression; width?: number; height?: number }) => {
+    .option('--bundle-size <n>', 'captures per production bundle (the labels.csv bundle column)', parseNumber(1, 1e6, true), 10)
+    .action(async (o: { out: string; count: number; seed: number; abnormalRate: number; compression: WriteCompression; width?: number; height?: number; bundleSize: number }) => {
       const labels = await synthSet({
-        out: o.out, count: o.count, seed: o.seed, abnormalRate: o.abnormalRate, compression: o.compression,
+        out: o.out, count: o.count, seed: o.seed, abnormalRate: o.abnormalRate, compression: o.compression, bundleSize: o.bundleSize,
         size: { width: o.width, height: o.height }, onFile: progress('synth'),
       });
       const abnormal = labels.filter((l) => l.label === 'abnormal').length;

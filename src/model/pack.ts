@@ -1,5 +1,6 @@
 import { copyFile, mkdir, rename, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import { XrayError } from '../errors.js';
 import type { Conversion } from '../convert/conversion.js';
 import { parseManifest, type Manifest } from './manifest.js';
 import { sha256File } from './bundle.js';
@@ -25,6 +26,8 @@ export interface PackOptions {
   description?: string;
   metrics?: Record<string, unknown>;
   createdAt?: string;
+  /** Other files copied in beside model.onnx under their base names, each listed with its sha256. */
+  extraFiles?: string[];
 }
 
 /**
@@ -37,6 +40,16 @@ export async function packBundle(o: PackOptions): Promise<{ dir: string; manifes
   await mkdir(dir, { recursive: true });
   const modelPath = join(dir, 'model.onnx');
   if (resolve(o.onnx) !== modelPath) await copyFile(o.onnx, modelPath);
+  const files: Record<string, { sha256: string; bytes: number }> = {};
+  for (const path of [modelPath, ...(o.extraFiles ?? [])]) {
+    const name = basename(path);
+    if (name in files || name === 'manifest.json' || name === 'manifest.sig') {
+      throw new XrayError('PACK_INVALID_ARGUMENT', `${path}: a bundle already has a file named ${name}`);
+    }
+    const target = join(dir, name);
+    if (resolve(path) !== target) await copyFile(path, target);
+    files[name] = { sha256: await sha256File(target), bytes: (await stat(target)).size };
+  }
   const manifest = parseManifest({
     schema: 1,
     name: o.name,
@@ -44,7 +57,7 @@ export async function packBundle(o: PackOptions): Promise<{ dir: string; manifes
     created_at: o.createdAt ?? new Date().toISOString(),
     ...(o.description ? { description: o.description } : {}),
     ...(o.untrained ? { untrained: true } : {}),
-    files: { 'model.onnx': { sha256: await sha256File(modelPath), bytes: (await stat(modelPath)).size } },
+    files,
     input: { name: o.inputName, height: o.height, width: o.width },
     output: { name: o.outputName, kind: o.outputKind, abnormal_index: o.abnormalIndex },
     preprocess: { conversion: o.conversion, bounds: o.bounds, mean: o.mean, std: o.std },
