@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """The training side's pipeline, for parity tests: a narrow ResNet-34 + FC 1000/512/256/2 in
 PyTorch (batch-norm left in, eval mode), exported with torch.onnx.export, and the paper's
-preprocessing (section 2.3 conversions, cv2.resize INTER_LINEAR, ImageNet normalisation)
-implemented with NumPy/OpenCV.
+preprocessing (section 2.3 conversions, cv2.resize INTER_LINEAR, ImageNet normalisation) from
+the training kit (xray_qc_train.preprocess), so the station is checked against the code that
+trains its models.
 
 usage:
   torch_reference.py export OUT.onnx --kind softmax|logits [--width-mult 4] [--seed 0]
@@ -12,13 +13,13 @@ usage:
 Prints JSON.
 """
 import argparse, json, sys
+from pathlib import Path
 import numpy as np
-import cv2
 import torch
 import torch.nn as nn
 
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'training'))
+from xray_qc_train import preprocess as contract  # noqa: E402  the one Python implementation
 
 
 class Block(nn.Module):
@@ -76,29 +77,9 @@ def make_model(kind, base, seed):
     return model.eval()
 
 
-def convert(a, conversion, bounds):
-    a = a.astype(np.float64)
-    def by_bounds(lo, hi):
-        return np.floor((np.clip(a, lo, hi) - lo) / (hi - lo) * 255 + 0.5).astype(np.uint8)
-    naive = (a.astype(np.uint16) >> 8).astype(np.uint8)
-    if conversion == 'naive':
-        return [naive] * 3
-    if conversion == 'global':
-        return [by_bounds(*bounds)] * 3
-    lo, hi = np.percentile(a.astype(np.uint16), [0.01, 99.99])
-    local = by_bounds(lo, hi)
-    if conversion == 'local':
-        return [local] * 3
-    return [naive, by_bounds(*bounds), local]
-
-
 def preprocess(a, conversion, bounds, height, width):
-    planes = convert(a, conversion, bounds)
-    t = np.empty((1, 3, height, width), dtype=np.float32)
-    for c, p in enumerate(planes):
-        r = cv2.resize(p, (width, height), interpolation=cv2.INTER_LINEAR)
-        t[0, c] = (r.astype(np.float32) / 255.0 - MEAN[c]) / STD[c]
-    return t
+    """The training kit's own preprocessing (training/xray_qc_train/preprocess.py), batch of one."""
+    return contract.preprocess(a.astype(np.uint16), conversion, bounds, height, width)[None]
 
 
 def main():
