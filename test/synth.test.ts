@@ -45,7 +45,7 @@ describe('xray-qc demo and preprocess --png (full-size demo model)', () => {
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^broker mqtt:\/\/127\.0\.0\.1:\d+ \(aedes\)/);
-    expect(lines[1]).toMatch(/UNTRAINED/);
+    expect(lines[1]).toMatch(/trained on synthetic captures only \(leave-one-bundle-out balanced accuracy \d+\.\d % \(local\)\)/);
     const table = lines.filter((l) => /^\s+\d+ {2}\S+\.tif/.test(l));
     expect(table).toHaveLength(4);
     expect(table.filter((l) => / (PASS|FLAG) /.test(l))).toHaveLength(3);

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CONVERSIONS, type Conversion } from '../convert/conversion.js';
 import { XrayError } from '../errors.js';
-import { defaultDemoDir, ensureDemoModel } from '../model/demo/demo-model.js';
+import { defaultDemoDir, ensureDemoModel, writeDemoBackbone } from '../model/demo/demo-model.js';
 import { packBundle, PACK_DEFAULTS } from '../model/pack.js';
 import { Scorer } from '../score/scorer.js';
 import { parseChoice, parseNumber, parseNumberList } from './options.js';
@@ -12,7 +12,7 @@ interface PackCli {
   onnx: string; out: string; name: string; version: number; conversion: Conversion; bounds?: number[];
   threshold: number; reviewBand?: number[]; inputName: string; outputName: string; outputKind: 'softmax' | 'logits';
   abnormalIndex: number; height: number; width: number; mean: number[]; std: number[]; verify: boolean;
-  file: string[]; metrics?: string; description?: string;
+  file: string[]; metrics?: string; description?: string; synthetic?: boolean;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -42,6 +42,7 @@ export function registerModel(program: Command): void {
     .option('--file <path>', 'another file to copy in and list with its sha256 (a model card, predictions); repeatable', collect, [])
     .option('--metrics <file.json>', "a JSON object stored as the manifest's metrics")
     .option('--description <text>', 'free text for the manifest')
+    .option('--synthetic', 'mark the model as trained on synthetic captures only (shown wherever it scores)')
     .option('--no-verify', 'skip loading the graph in ONNX Runtime to check names and shapes')
     .action(async (o: PackCli) => {
       if ((o.conversion === 'global' || o.conversion === 'mixed') && !o.bounds) {
@@ -66,10 +67,16 @@ export function registerModel(program: Command): void {
 
   model
     .command('demo')
-    .description('generate the untrained demo model (ResNet-34 + FC 512/256/2, seeded weights) if missing')
+    .description('generate the demo model (ResNet-34 + FC 512/256/2; seeded backbone, head trained on synthetic captures) if missing')
     .option('--out <dir>', 'bundle directory', undefined)
     .option('--tiny', 'the narrow 128×64 variant used by tests')
-    .action(async (o: { out?: string; tiny?: boolean }) => {
+    .option('--backbone-out <dir>', "write the full demo's backbone convolutions as .npy instead (for xray-qc train --backbone folded)")
+    .action(async (o: { out?: string; tiny?: boolean; backboneOut?: string }) => {
+      if (o.backboneOut) {
+        const n = await writeDemoBackbone(resolve(o.backboneOut));
+        process.stdout.write(`${JSON.stringify({ out: resolve(o.backboneOut), convolutions: n })}\n`);
+        return;
+      }
       const variant = o.tiny ? 'tiny' : 'full';
       const dir = await ensureDemoModel(resolve(o.out ?? defaultDemoDir(variant)), variant);
       process.stdout.write(`${dir}\n`);

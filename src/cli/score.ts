@@ -37,6 +37,8 @@ async function openScorer(o: ModelChoice): Promise<Scorer> {
   for (const w of scorer.load.warnings) process.stderr.write(`warning: ${w}\n`);
   if (scorer.bundle.manifest.untrained) {
     process.stderr.write(`note: ${scorer.bundle.manifest.name} is an UNTRAINED demo model; its scores mean nothing\n`);
+  } else if (scorer.bundle.manifest.synthetic) {
+    process.stderr.write(`note: ${scorer.bundle.manifest.name} was trained on synthetic captures only: a demonstration, not a model for a line\n`);
   }
   return scorer;
 }
@@ -50,7 +52,7 @@ export function registerScoring(program: Command): void {
     .option('--providers <list>', 'execution providers in order of preference (default: the config\'s, else cpu)', parseProviders)
     .option('--max-pixels <n>', `refuse larger images (default: the config's, else ${DEFAULT_MAX_PIXELS})`, parseNumber(1, 1e9, true))
     .option('--json', 'one JSON object per line')
-    .addHelpText('after', '\nWithout --model or --config the untrained demo model scores (generated on first use).')
+    .addHelpText('after', '\nWithout --model or --config the demo model scores (generated on first use; trained on synthetic captures only).')
     .argument('<files...>')
     .action(async (files: string[], o: ModelChoice & { json?: boolean }) => {
       const scorer = await openScorer(o);

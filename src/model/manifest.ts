@@ -18,6 +18,8 @@ export const ManifestSchema = z.strictObject({
   description: z.string().optional(),
   /** true for the generated demo model: its scores mean nothing. */
   untrained: z.boolean().optional(),
+  /** true for a model trained on synthetic captures only (xray-qc synth): a demonstration. */
+  synthetic: z.boolean().optional(),
   files: z.record(
     z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]*$/, 'a relative path inside the bundle').refine((p) => !p.split('/').includes('..'), 'must not contain ..'),
     z.strictObject({ sha256, bytes: z.number().int().nonnegative() }),

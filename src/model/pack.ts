@@ -23,6 +23,7 @@ export interface PackOptions {
   mean: [number, number, number];
   std: [number, number, number];
   untrained?: boolean;
+  synthetic?: boolean;
   description?: string;
   metrics?: Record<string, unknown>;
   createdAt?: string;
@@ -57,6 +58,7 @@ export async function packBundle(o: PackOptions): Promise<{ dir: string; manifes
     created_at: o.createdAt ?? new Date().toISOString(),
     ...(o.description ? { description: o.description } : {}),
     ...(o.untrained ? { untrained: true } : {}),
+    ...(o.synthetic ? { synthetic: true } : {}),
     files,
     input: { name: o.inputName, height: o.height, width: o.width },
     output: { name: o.outputName, kind: o.outputKind, abnormal_index: o.abnormalIndex },

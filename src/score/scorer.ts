@@ -16,6 +16,8 @@ export interface ModelRef {
   version: number;
   sha256: string;
   untrained?: boolean;
+  /** Trained on synthetic captures only (the demo model). */
+  synthetic?: boolean;
 }
 
 export interface Timings {
@@ -164,7 +166,10 @@ export class Scorer {
 
   get modelRef(): ModelRef {
     const m = this.bundle.manifest;
-    return { name: m.name, version: m.version, sha256: this.bundle.modelSha256, ...(m.untrained ? { untrained: true } : {}) };
+    return {
+      name: m.name, version: m.version, sha256: this.bundle.modelSha256,
+      ...(m.untrained ? { untrained: true } : {}), ...(m.synthetic ? { synthetic: true } : {}),
+    };
   }
 
   async close(): Promise<void> {
@@ -262,6 +267,6 @@ function failed(file: string, e: XrayError): Failed {
 /** One human-readable line for a result. */
 export function formatResult(r: ScoreResult): string {
   if (r.verdict === 'error') return `${basename(r.file)}  ERROR  ${r.error.code}: ${r.error.message}`;
-  const model = `${r.model.name} v${r.model.version}${r.model.untrained ? ' (UNTRAINED demo model)' : ''}`;
+  const model = `${r.model.name} v${r.model.version}${r.model.untrained ? ' (UNTRAINED demo model)' : r.model.synthetic ? ' (trained on synthetic captures)' : ''}`;
   return `${basename(r.file)}  ${r.verdict.toUpperCase().padEnd(4)}  ${r.reason.padEnd(9)}  p_abnormal=${r.p_abnormal.toFixed(4)}  threshold=${r.threshold}  ${model}  ${r.timings_ms.total.toFixed(0)} ms`;
 }

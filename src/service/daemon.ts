@@ -231,12 +231,13 @@ export class Daemon {
     const thread = scorer.prepareThread;
     if (thread && 'error' in thread) this.logger.warn({ error: thread.error }, 'could not lower the preparation thread\'s priority; it competes with inference at full priority');
     if (m.manifest.untrained) this.logger.warn('the active model is the UNTRAINED demo model: its verdicts mean nothing');
+    else if (m.manifest.synthetic) this.logger.warn('the active model was trained on synthetic captures only: a demonstration');
   }
 
   private announceModel(scorer: Scorer, previous: string | null): void {
     const m = scorer.bundle.manifest;
     this.publisher?.setRetained('model', {
-      name: m.name, version: m.version, sha256: scorer.bundle.modelSha256, bundle_sha256: scorer.bundle.manifestSha256, untrained: m.untrained ?? false,
+      name: m.name, version: m.version, sha256: scorer.bundle.modelSha256, bundle_sha256: scorer.bundle.manifestSha256, untrained: m.untrained ?? false, synthetic: m.synthetic ?? false,
       provider: scorer.load.provider, activated_at: new Date().toISOString(), previous,
     });
     if (this.publisher?.connected) this.publisher.publishStatus('online');

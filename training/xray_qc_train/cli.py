@@ -19,7 +19,7 @@ import torchvision
 from . import __version__, station
 from .data import DataError, Dataset, check_readable, load_dataset
 from .evaluate import FeatureCache, lobo, table, write_report
-from .export import card_markdown, export_onnx, pack, score_training_files, write_predictions
+from .export import write_head, card_markdown, export_onnx, pack, score_training_files, write_predictions
 from .metrics import histogram, operating_point, rates, review_band
 from .model import ElectrodeNet, build_backbone
 from .preprocess import CONVERSIONS
@@ -55,8 +55,9 @@ def common(p: argparse.ArgumentParser) -> None:
     p.add_argument('--optimizer', choices=['adam', 'sgd'], default='adam')
     p.add_argument('--batch-size', type=int, default=16)
     p.add_argument('--class-weights', choices=['none', 'balanced'], default='none')
-    p.add_argument('--backbone', choices=['imagenet', 'random'], default='imagenet')
-    p.add_argument('--backbone-weights', type=Path, help='ImageNet weights (.pth) on an offline host')
+    p.add_argument('--backbone', choices=['imagenet', 'random', 'folded'], default='imagenet',
+                   help="folded: the station demo model's backbone, from xray-qc model demo --backbone-out DIR")
+    p.add_argument('--backbone-weights', type=Path, help='ImageNet weights (.pth) on an offline host; for folded, the folder')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto')
     p.add_argument('--skip-unreadable', action='store_true', help='leave unreadable TIFFs out instead of refusing')
@@ -78,8 +79,10 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument('--bounds', default='auto', help='auto (0.01/99.99th percentiles, rounded to hundreds) or MIN,MAX')
     tr.add_argument('--operating-point', default='argmax', help='argmax | balanced | miss-rate:R')
     tr.add_argument('--review-band', help='auto:F — at most a share F of out-of-fold captures inside')
-    tr.add_argument('--evaluate', action='store_true', help='run the LOBO folds (all four methods) and store the table')
-    tr.add_argument('--synthetic', action='store_true', help='mark the model card: trained on synthetic captures')
+    tr.add_argument('--evaluate', nargs='?', const='naive,global,local,mixed', metavar='METHODS',
+                    help='run the LOBO folds (all four methods, or those listed) and store the table')
+    tr.add_argument('--synthetic', action='store_true', help='mark the bundle and its card: trained on synthetic captures')
+    tr.add_argument('--head-out', type=Path, help="also write fc 1000 (standardisation folded in) and the head as .npy (the demo model's)")
     return ap
 
 
@@ -90,10 +93,11 @@ def check_args(a: argparse.Namespace) -> None:
         raise UsageError('--epochs, --batch-size and --lr-step must be at least 1')
     if a.backbone == 'imagenet' and a.backbone_weights and not a.backbone_weights.is_file():
         raise UsageError(f'--backbone-weights {a.backbone_weights}: no such file')
-    if a.cmd == 'evaluate':
-        bad = [m for m in a.conversions.split(',') if m not in CONVERSIONS]
+    listed = a.conversions if a.cmd == 'evaluate' else a.evaluate
+    if listed:
+        bad = [m for m in listed.split(',') if m not in CONVERSIONS]
         if bad:
-            raise UsageError(f'--conversions: unknown {",".join(bad)} (naive, global, local, mixed)')
+            raise UsageError(f'--{"conversions" if a.cmd == "evaluate" else "evaluate"}: unknown {",".join(bad)} (naive, global, local, mixed)')
     if a.cmd == 'train':
         try:
             operating_point(a.operating_point, np.array([1, 0]), np.array([0.9, 0.1]))
@@ -165,10 +169,14 @@ def cmd_train(a: argparse.Namespace, staging: Path) -> dict:
     lobo_card, oof_p = None, None
     needs_oof = a.operating_point != 'argmax' or bool(a.review_band)
     if a.evaluate or needs_oof:
-        methods = list(CONVERSIONS) if a.evaluate else [a.conversion]
-        results, oof = lobo(ds, methods, cache, fc, recipe, a.seed, 'train', log)
+        methods = a.evaluate.split(',') if a.evaluate else [a.conversion]
+        if a.conversion not in methods:
+            methods.append(a.conversion)
+        # folds use the bounds the model will use when they are given, else each fold's own
+        fold_rule = bounds if a.bounds != 'auto' and bounds else 'train'
+        results, oof = lobo(ds, methods, cache, fc, recipe, a.seed, fold_rule, log)
         oof_p = oof[a.conversion] if a.conversion in oof else None
-        lobo_card = {'methods': methods, 'bounds_from': 'train',
+        lobo_card = {'methods': methods, 'bounds_from': 'train' if fold_rule == 'train' else 'given',
                      'table': {b: {m: round(v, 2) for m, v in row.items()} for b, row in table(results, methods, ds.bundles).items()}}
         with open(staging / 'oof-predictions.csv', 'w') as f:
             f.write('file,bundle,label,method,p_abnormal\n')
@@ -198,7 +206,8 @@ def cmd_train(a: argparse.Namespace, staging: Path) -> dict:
         'preprocess': {'conversion': a.conversion, 'bounds': {'min': bounds[0], 'max': bounds[1]} if bounds else None,
                        'bounds_rule': 'xray-qc bounds: 0.01/99.99th percentiles over the training pixels, rounded to hundreds' if a.bounds == 'auto' else 'given'},
         'recipe': recipe.as_dict(), 'backbone': info,
-        'versions': {'torch': torch.__version__, 'torchvision': torchvision.__version__, 'xray_qc_train': __version__},
+        'versions': {'torch': torch.__version__, 'torchvision': torchvision.__version__, 'xray_qc': station.version(),
+                     'xray_qc_train': __version__},
         'lobo': lobo_card, 'operating_point': op, 'seconds': round(time.time() - t0, 1),
     }
     (staging / 'model-card.json').write_text(json.dumps(card, indent=2) + '\n')
@@ -209,7 +218,9 @@ def cmd_train(a: argparse.Namespace, staging: Path) -> dict:
                'untrained_backbone': bool(info.get('untrained_backbone'))}
     desc = f'ResNet-34 + FC 512/256/2, {a.conversion} conversion, trained by xray_qc_train on {len(ds.samples)} captures' + \
            (' (synthetic)' if a.synthetic else '')
-    bundle = pack(staging, 'bundle', a.name, a.version, a.conversion, bounds, threshold, band, h, w, extra, metrics, desc)
+    if a.head_out:
+        write_head(clf, a.head_out)
+    bundle = pack(staging, 'bundle', a.name, a.version, a.conversion, bounds, threshold, band, h, w, extra, metrics, desc, a.synthetic)
     return {'bundle': str(a.out), 'threshold': threshold, 'review_band': op['review_band'],
             'lobo_overall': lobo_card['table']['Overall'] if lobo_card else None, 'seconds': card['seconds'], '_dir': str(bundle)}
 

@@ -42,8 +42,11 @@ class FeatureCache:
         return self.store[key]
 
 
-def fold_bounds(ds: Dataset, train_idx: Sequence[int], bounds_from: str, cache: Dict[tuple, Bounds]) -> Bounds:
-    """Global bounds from the fold's training bundles (default), or from all data (the paper)."""
+def fold_bounds(ds: Dataset, train_idx: Sequence[int], bounds_from, cache: Dict[tuple, Bounds]) -> Bounds:
+    """Global bounds from the fold's training bundles (`train`), from all data (`all`, the paper),
+    or the given (MIN, MAX) for every fold."""
+    if isinstance(bounds_from, tuple):
+        return bounds_from
     idx = tuple(range(len(ds.samples))) if bounds_from == 'all' else tuple(train_idx)
     if idx not in cache:
         cache[idx] = station.bounds([ds.samples[i].path for i in idx])[0]

@@ -63,7 +63,7 @@ def card_markdown(card: dict) -> str:
               f'; input {r["height"]}×{r["width"]}. {r["epochs"]} epochs, {r["optimizer"]} lr {r["lr"]:g} × {r["lr_decay"]:g} every '
               f'{r["lr_step"]} epochs, batch {r["batch_size"]}, class weights {r["class_weights"]}, seed {card["seed"]}. '
               'Backbone frozen in eval mode; pooled features standardised with training-set statistics (docs/decisions.md).',
-              '', f'Versions: torch {card["versions"]["torch"]}, torchvision {card["versions"]["torchvision"]}, xray_qc_train {card["versions"]["xray_qc_train"]}.']
+              '', f'Versions: xray-qc {card["versions"]["xray_qc"]}, torch {card["versions"]["torch"]}, torchvision {card["versions"]["torchvision"]}.']
     op = card.get('operating_point')
     if op:
         lines += ['', '## Operating point', '', f'`{op["spec"]}`: threshold {op["threshold"]:.6g}' +
@@ -82,7 +82,7 @@ def card_markdown(card: dict) -> str:
 
 def pack(staging: Path, out_name: str, name: str, version: int, conversion: str, bounds: Optional[Bounds],
          threshold: float, band: Optional[Tuple[float, float]], height: int, width: int, extra: Sequence[str],
-         metrics: dict, description: str) -> Path:
+         metrics: dict, description: str, synthetic: bool = False) -> Path:
     """`xray-qc model pack` into staging/<out_name>, listing the extra files of staging/."""
     bundle = staging / out_name
     (staging / 'metrics.json').write_text(json.dumps(metrics))
@@ -96,5 +96,20 @@ def pack(staging: Path, out_name: str, name: str, version: int, conversion: str,
         args += ['--review-band', f'{band[0]!r},{band[1]!r}']
     for f in extra:
         args += ['--file', str(staging / f)]
+    if synthetic:
+        args.append('--synthetic')
     station.run_cli(args)
     return bundle
+
+
+@torch.no_grad()
+def write_head(clf: Classifier, folder: Path) -> None:
+    """fc 1000 with the standardisation folded in (W/std, b − (W/std)·mean), FC 512, FC 256, FC 2 as
+    fc_K.weight.npy / fc_K.bias.npy: what the station's demo model builds its head from."""
+    folder.mkdir(parents=True, exist_ok=True)
+    w = clf.fc.weight / clf.standardize.std
+    b = clf.fc.bias - w @ clf.standardize.mean
+    layers = [(w, b)] + [(m.weight, m.bias) for m in clf.head if isinstance(m, nn.Linear)]
+    for k, (weight, bias) in enumerate(layers):
+        np.save(folder / f'fc_{k}.weight.npy', weight.numpy().astype(np.float32))
+        np.save(folder / f'fc_{k}.bias.npy', bias.numpy().astype(np.float32))

@@ -86,13 +86,60 @@ def build_backbone(kind: str, weights_file: Optional[Path], seed: int) -> Tuple[
         info.update(weights_file=path.name, weights_sha256=_sha256(path), untrained_backbone=False)
     elif kind == 'random':
         info.update(seed=seed, untrained_backbone=True)
+    elif kind == 'folded':
+        if weights_file is None or not Path(weights_file).is_dir():
+            raise FileNotFoundError('--backbone folded needs --backbone-weights DIR (from xray-qc model demo --backbone-out DIR)')
+        load_folded(net, Path(weights_file))
+        info.update(weights_dir=Path(weights_file).name, weights_sha256=_sha256_dir(Path(weights_file)), untrained_backbone=True,
+                    note="the station demo model's seeded backbone (batch-norm folded into the convolutions)")
     else:
-        raise ValueError(f'unknown backbone {kind!r} (imagenet or random)')
+        raise ValueError(f'unknown backbone {kind!r} (imagenet, random or folded)')
     fc = net.fc
     net.fc = nn.Identity()
     for p in net.parameters():
         p.requires_grad_(False)
     return net.eval(), fc, info
+
+
+def torchvision_convs(net: nn.Module):
+    """(conv, batch-norm) pairs in torchvision's order: the stem, then per block conv1, conv2, downsample."""
+    pairs = [(net.conv1, net.bn1)]
+    for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+        for block in layer:
+            pairs += [(block.conv1, block.bn1), (block.conv2, block.bn2)]
+            if block.downsample is not None:
+                pairs.append((block.downsample[0], block.downsample[1]))
+    return pairs
+
+
+def load_folded(net: nn.Module, folder: Path) -> None:
+    """Weights whose batch-norm is folded into the convolutions (conv_NNN.weight/bias.npy, in
+    torchvision's order): each conv gets its weight, its batch-norm becomes the identity plus the
+    bias (running_var = 1 − eps, so that √(var + eps) = 1)."""
+    import numpy as np
+    pairs = torchvision_convs(net)
+    files = sorted(folder.glob('conv_*.weight.npy'))
+    if len(files) != len(pairs):
+        raise FileNotFoundError(f'{folder}: {len(files)} convolutions, ResNet-34 has {len(pairs)}')
+    with torch.no_grad():
+        for k, (conv, bn) in enumerate(pairs):
+            w = torch.from_numpy(np.load(folder / f'conv_{k:03d}.weight.npy'))
+            b = torch.from_numpy(np.load(folder / f'conv_{k:03d}.bias.npy'))
+            if tuple(w.shape) != tuple(conv.weight.shape):
+                raise FileNotFoundError(f'conv_{k:03d}: shape {tuple(w.shape)}, expected {tuple(conv.weight.shape)}')
+            conv.weight.copy_(w)
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(b)
+
+
+def _sha256_dir(folder: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(folder.glob('*.npy')):
+        h.update(f.name.encode())
+        h.update(_sha256(f).encode())
+    return h.hexdigest()
 
 
 def _cached_imagenet() -> Optional[Path]:

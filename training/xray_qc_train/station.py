@@ -41,3 +41,11 @@ def bounds(paths: Sequence[Path]) -> Tuple[Bounds, int]:
     """The paper's global bounds over these files, by `xray-qc bounds` (rounded to hundreds)."""
     out = json.loads(run_cli(['bounds', '--json', *[str(p) for p in paths]]).strip().splitlines()[-1])
     return (float(out['min']), float(out['max'])), int(out['files'])
+
+
+def version() -> str:
+    """The xray-qc package version (recorded in model cards)."""
+    try:
+        return run_cli(['--version']).strip()
+    except StationError:
+        return 'unknown'

@@ -19,6 +19,19 @@ export interface ResNetOptions {
   outputName?: string;
   /** 'softmax' appends a Softmax node; 'logits' exposes the last Gemm's output. */
   outputKind?: 'softmax' | 'logits';
+  /**
+   * Trained weights for the four fully connected layers (fc 1000, FC 512, FC 256, FC 2), each
+   * [out × in] weight and [out] bias, used instead of seeded ones; the backbone stays seeded.
+   */
+  head?: LayerWeights[];
+  /** Receives every convolution's (folded) weights, in the order torchvision's resnet34 lists them. */
+  onConv?: (layer: LayerWeights) => void;
+}
+
+export interface LayerWeights {
+  weight: Float32Array;
+  dims: number[];
+  bias: Float32Array;
 }
 
 const STAGES: Array<[blocks: number, widthFactor: number, stride: number]> = [[3, 1, 1], [4, 2, 2], [6, 4, 2], [3, 8, 2]];
@@ -32,18 +45,27 @@ export function buildResNet34(options: ResNetOptions): Uint8Array {
   let counter = 0;
   const fresh = (prefix: string): string => `${prefix}_${counter++}`;
 
-  const tensor = (name: string, dims: number[], scale: number, bias = false): string => {
+  const seeded = (dims: number[], scale: number, bias = false): Float32Array => {
     const n = dims.reduce((a, b) => a * b, 1);
     const values = new Float32Array(n);
     for (let i = 0; i < n; i++) values[i] = bias ? (rand() - 0.5) * scale : (rand() * 2 - 1) * scale;
-    initializers.push({ name, dims, dataType: onnx.TensorProto.DataType.FLOAT, rawData: new Uint8Array(values.buffer) });
+    return values;
+  };
+  const initializer = (name: string, dims: number[], values: Float32Array): string => {
+    const n = dims.reduce((a, b) => a * b, 1);
+    if (values.length !== n) throw new RangeError(`${name}: ${values.length} values for ${dims.join('×')}`);
+    initializers.push({ name, dims, dataType: onnx.TensorProto.DataType.FLOAT, rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) });
     return name;
   };
 
   const conv = (x: string, cin: number, cout: number, k: number, stride: number, gain = 1): string => {
     const name = fresh('conv');
-    const w = tensor(`${name}.weight`, [cout, cin, k, k], gain * Math.sqrt(6 / (cin * k * k)));
-    const b = tensor(`${name}.bias`, [cout], 0.1, true); // folded batch-norm shift
+    const dims = [cout, cin, k, k];
+    const weight = seeded(dims, gain * Math.sqrt(6 / (cin * k * k)));
+    const bias = seeded([cout], 0.1, true); // folded batch-norm shift
+    options.onConv?.({ weight, dims, bias });
+    const w = initializer(`${name}.weight`, dims, weight);
+    const b = initializer(`${name}.bias`, [cout], bias);
     const y = `${name}.out`;
     const pad = Math.floor(k / 2);
     nodes.push({
@@ -63,10 +85,15 @@ export function buildResNet34(options: ResNetOptions): Uint8Array {
     return y;
   };
   const relu = (x: string): string => op('Relu', [x]);
+  let fcIndex = 0;
   const gemm = (x: string, fin: number, fout: number, gain = 1): string => {
     const name = fresh('fc');
-    const w = tensor(`${name}.weight`, [fout, fin], gain * Math.sqrt(6 / fin));
-    const b = tensor(`${name}.bias`, [fout], 0.1, true);
+    const trained = options.head?.[fcIndex++];
+    if (trained && (trained.dims[0] !== fout || trained.dims[1] !== fin)) {
+      throw new RangeError(`trained ${name}: ${trained.dims.join('×')}, the graph needs ${fout}×${fin}`);
+    }
+    const w = initializer(`${name}.weight`, [fout, fin], trained?.weight ?? seeded([fout, fin], gain * Math.sqrt(6 / fin)));
+    const b = initializer(`${name}.bias`, [fout], trained?.bias ?? seeded([fout], 0.1, true));
     return op('Gemm', [x, w, b], [{ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 }]);
   };
 
