@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from .data import sha256_file
+
 FEATURES = 512
 
 
@@ -83,7 +85,7 @@ def build_backbone(kind: str, weights_file: Optional[Path], seed: int) -> Tuple[
                                     '(torchvision resnet34-b627a593.pth); nothing is downloaded')
         state = torch.load(str(path), map_location='cpu')
         net.load_state_dict(state.get('state_dict', state) if isinstance(state, dict) else state)
-        info.update(weights_file=path.name, weights_sha256=_sha256(path), untrained_backbone=False)
+        info.update(weights_file=path.name, weights_sha256=sha256_file(path), untrained_backbone=False)
     elif kind == 'random':
         info.update(seed=seed, untrained_backbone=True)
     elif kind == 'folded':
@@ -138,7 +140,7 @@ def _sha256_dir(folder: Path) -> str:
     h = hashlib.sha256()
     for f in sorted(folder.glob('*.npy')):
         h.update(f.name.encode())
-        h.update(_sha256(f).encode())
+        h.update(sha256_file(f).encode())
     return h.hexdigest()
 
 
@@ -147,9 +149,3 @@ def _cached_imagenet() -> Optional[Path]:
     return p if p.is_file() else None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
