@@ -18,7 +18,7 @@ import torchvision
 
 from . import __version__, station
 from .data import DataError, Dataset, check_readable, load_dataset
-from .evaluate import FeatureCache, lobo, table, write_report
+from .evaluate import FeatureCache, lobo, table, write_oof_predictions, write_report
 from .export import write_head, card_markdown, export_onnx, pack, score_training_files, write_predictions
 from .metrics import histogram, operating_point, rates, review_band
 from .model import ElectrodeNet, build_backbone
@@ -154,8 +154,8 @@ def cmd_evaluate(a: argparse.Namespace, staging: Path) -> dict:
     results, oof = lobo(ds, methods, FeatureCache(backbone, ds, recipe, dev, log), fc, recipe, a.seed, a.bounds_from, log)
     meta = {'recipe': recipe.as_dict(), 'backbone': info, 'seed': a.seed, 'bounds_from': a.bounds_from,
             'seconds': round(time.time() - t0, 1), 'skipped_unreadable': skipped}
-    write_report(staging, ds, methods, results, oof, meta)
-    return {'out': str(a.out), 'overall': {m: round(v, 2) for m, v in table(results, methods, ds.bundles)['Overall'].items()},
+    rows = write_report(staging, ds, methods, results, oof, meta)
+    return {'out': str(a.out), 'overall': {m: round(v, 2) for m, v in rows['Overall'].items()},
             'seconds': meta['seconds']}
 
 
@@ -178,14 +178,10 @@ def cmd_train(a: argparse.Namespace, staging: Path) -> dict:
         # folds use the bounds the model will use when they are given, else each fold's own
         fold_rule = bounds if a.bounds != 'auto' and bounds else 'train'
         results, oof = lobo(ds, methods, cache, fc, recipe, a.seed, fold_rule, log)
-        oof_p = oof[a.conversion] if a.conversion in oof else None
+        oof_p = oof[a.conversion]
         lobo_card = {'methods': methods, 'bounds_from': 'train' if fold_rule == 'train' else 'given',
                      'table': {b: {m: round(v, 2) for m, v in row.items()} for b, row in table(results, methods, ds.bundles).items()}}
-        with open(staging / 'oof-predictions.csv', 'w') as f:
-            f.write('file,bundle,label,method,p_abnormal\n')
-            for m in methods:
-                for s, p in zip(ds.samples, oof[m]):
-                    f.write(f'{s.file},{s.bundle},{("normal", "abnormal")[s.label]},{m},{float(p)!r}\n')
+        write_oof_predictions(staging / 'oof-predictions.csv', ds, methods, oof)
     log(f'training on all {len(ds.samples)} captures ({a.conversion})')
     clf = fit(fc, cache.get(a.conversion, bounds), labels, recipe, a.seed, dev, epoch_log(''))
     net = ElectrodeNet(backbone.cpu(), clf).eval()

@@ -103,8 +103,20 @@ RULES = ('Per bundle: balanced accuracy = the mean recall over the classes prese
          'A capture is abnormal when p_abnormal ≥ 0.5 (argmax).')
 
 
+def write_oof_predictions(path: Path, ds: Dataset, methods: Sequence[str], oof: Dict[str, np.ndarray]) -> None:
+    """`file,bundle,label,method,p_abnormal`: each file's out-of-fold score per method, at full
+    precision, so that p ≥ 0.5 (or any threshold) recomputes exactly."""
+    with open(path, 'w', newline='') as f:
+        w = csv.writer(f, lineterminator='\n')
+        w.writerow(['file', 'bundle', 'label', 'method', 'p_abnormal'])
+        for m in methods:
+            for s, p in zip(ds.samples, oof[m]):
+                w.writerow([s.file, s.bundle, ('normal', 'abnormal')[s.label], m, repr(float(p))])
+
+
 def write_report(out: Path, ds: Dataset, methods: Sequence[str], results: Sequence[FoldResult],
-                 oof: Dict[str, np.ndarray], meta: dict) -> None:
+                 oof: Dict[str, np.ndarray], meta: dict) -> Dict[str, Dict[str, float]]:
+    """The four report files; returns the table (BA % per bundle and method, and Overall)."""
     rows = table(results, methods, ds.bundles)
     with open(out / 'table1.csv', 'w', newline='') as f:
         w = csv.writer(f, lineterminator='\n')
@@ -127,9 +139,5 @@ def write_report(out: Path, ds: Dataset, methods: Sequence[str], results: Sequen
     folds = [{'method': r.method, 'bundle': r.bundle, 'bounds': list(r.bounds) if r.bounds else None,
               **r.confusion, 'ba': round(100 * r.ba, 4)} for r in results]
     (out / 'folds.json').write_text(json.dumps({**meta, 'rules': RULES, 'folds': folds}, indent=2) + '\n')
-    with open(out / 'predictions.csv', 'w', newline='') as f:
-        w = csv.writer(f, lineterminator='\n')
-        w.writerow(['file', 'bundle', 'label', 'method', 'p_abnormal'])
-        for m in methods:
-            for s, p in zip(ds.samples, oof[m]):
-                w.writerow([s.file, s.bundle, ('normal', 'abnormal')[s.label], m, repr(float(p))])  # full precision: p ≥ 0.5 recomputes exactly
+    write_oof_predictions(out / 'predictions.csv', ds, methods, oof)
+    return rows
