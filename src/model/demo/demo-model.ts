@@ -49,11 +49,16 @@ interface TrainedDemo {
 const TRAINED_DIR = (): string => join(packageModelsDir(), 'demo-trained');
 const CARD_FILES = ['model-card.json', 'model-card.md', 'train-predictions.csv'];
 
-/** The trained head, or null when models/demo-trained/ holds none (the demo is then untrained). */
+/** models/demo-trained/demo.json, or null when it holds none (the demo is then untrained). */
+function trainedSpec(): TrainedDemo['spec'] | null {
+  return readJson(join(TRAINED_DIR(), 'demo.json')) as TrainedDemo['spec'] | null;
+}
+
+/** The trained head, or null when models/demo-trained/ holds none. */
 async function trainedDemo(): Promise<TrainedDemo | null> {
   const dir = TRAINED_DIR();
-  if (!existsSync(join(dir, 'demo.json'))) return null;
-  const spec = JSON.parse(await readFile(join(dir, 'demo.json'), 'utf8')) as TrainedDemo['spec'];
+  const spec = trainedSpec();
+  if (!spec) return null;
   const head: LayerWeights[] = [];
   for (let k = 0; k < 4; k++) {
     const w = decodeNpy(await readFile(join(dir, `fc_${k}.weight.npy`)));
@@ -64,25 +69,26 @@ async function trainedDemo(): Promise<TrainedDemo | null> {
   return { head, spec, files: CARD_FILES.map((f) => join(dir, f)) };
 }
 
-/** Which demo a folder holds: regenerated when it is not the one this version builds. */
-function isCurrent(dir: string, variant: DemoVariant): boolean {
+function readJson(path: string): unknown {
   try {
-    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { version: number; untrained?: boolean };
-    if (variant === 'tiny') return true;
-    if (!existsSync(join(TRAINED_DIR(), 'demo.json'))) return m.untrained === true;
-    const want = (JSON.parse(readFileSync(join(TRAINED_DIR(), 'demo.json'), 'utf8')) as { version: number }).version;
-    return m.version === want && !m.untrained;
-  } catch {
-    return false;
-  }
-}
-
-function demoName(dir: string): string | null {
-  try {
-    return (JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { name: string }).name;
+    return JSON.parse(readFileSync(path, 'utf8'));
   } catch {
     return null;
   }
+}
+
+/** The manifest of the demo in `dir`, if there is one. */
+function demoManifest(dir: string): { name: string; version: number; untrained?: boolean } | null {
+  return readJson(join(dir, 'manifest.json')) as { name: string; version: number; untrained?: boolean } | null;
+}
+
+/** Which demo a folder holds: regenerated when it is not the one this version builds. */
+function isCurrent(dir: string, variant: DemoVariant): boolean {
+  const m = demoManifest(dir);
+  if (!m) return false;
+  if (variant === 'tiny') return true;
+  const spec = trainedSpec();
+  return spec ? m.version === spec.version && !m.untrained : m.untrained === true;
 }
 
 /** The full demo's backbone convolutions (folded batch-norm) as conv_NNN.weight/bias.npy, for `xray-qc train --backbone folded`. */
@@ -129,7 +135,7 @@ export async function ensureDemoModel(dir: string = defaultDemoDir(), variant: D
         }),
     });
     if (isCurrent(dir, variant)) return dir; // another process finished first
-    if (demoName(dir) === v.name) await rm(dir, { recursive: true, force: true }); // an older demo (untrained, another version)
+    if (demoManifest(dir)?.name === v.name) await rm(dir, { recursive: true, force: true }); // an older demo (untrained, another version)
     await mkdir(dirname(dir), { recursive: true });
     try {
       await rename(tmp, dir);
