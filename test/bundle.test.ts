@@ -1,4 +1,4 @@
-import { cpSync, readFileSync, writeFileSync, appendFileSync, mkdirSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, writeFileSync, appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { XrayError } from '../src/errors.js';
@@ -144,6 +144,26 @@ describe('model bundles', () => {
     const r2 = cli(['model', 'pack', '--onnx', join(tiny, 'model.onnx'), '--out', join(root, 'p2'), '--name', 'x', '--version', '0']);
     expect(r2.code).not.toBe(0);
     expect(r2.stderr).toMatch(/--version/);
+  });
+
+  it('pack refuses a --metrics that is not a JSON object, and a --file that is missing or clashes', () => {
+    const base = ['model', 'pack', '--onnx', join(tiny, 'model.onnx'), '--name', 'x', '--version', '1', '--conversion', 'naive', '--no-verify'];
+    writeFileSync(join(root, 'bad.json'), '{"a": ');
+    writeFileSync(join(root, 'list.json'), '[1, 2]');
+    writeFileSync(join(root, 'model.onnx'), 'not the model');
+    const cases: Array<[string[], RegExp]> = [
+      [['--metrics', join(root, 'bad.json')], /^xray-qc: PACK_INVALID_ARGUMENT: --metrics .*bad\.json: .*JSON/],
+      [['--metrics', join(root, 'list.json')], /^xray-qc: PACK_INVALID_ARGUMENT: --metrics .*list\.json: not a JSON object$/m],
+      [['--file', join(root, 'nowhere.csv')], /^xray-qc: PACK_INVALID_ARGUMENT: --file .*nowhere\.csv: no such file$/m],
+      [['--file', join(root, 'model.onnx')], /^xray-qc: PACK_INVALID_ARGUMENT: .*model\.onnx: a bundle already has a file named model\.onnx$/m],
+    ];
+    for (const [i, [extra, message]] of cases.entries()) {
+      const out = join(root, `bad-${i}`);
+      const r = cli([...base, '--out', out, ...extra]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(message);
+      expect(existsSync(join(out, 'manifest.json'))).toBe(false); // never a bundle that looks whole
+    }
   });
 });
 

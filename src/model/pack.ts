@@ -48,7 +48,11 @@ export async function packBundle(o: PackOptions): Promise<{ dir: string; manifes
       throw new XrayError('PACK_INVALID_ARGUMENT', `${path}: a bundle already has a file named ${name}`);
     }
     const target = join(dir, name);
-    if (resolve(path) !== target) await copyFile(path, target);
+    if (resolve(path) !== target) {
+      await copyFile(path, target).catch((err: NodeJS.ErrnoException) => {
+        throw new XrayError('PACK_INVALID_ARGUMENT', `--file ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+      });
+    }
     files[name] = { sha256: await sha256File(target), bytes: (await stat(target)).size };
   }
   const manifest = parseManifest({
