@@ -1,6 +1,7 @@
 /**
- * The one table of error codes. Every code is stable (users grep logs and SQL for them) and is
- * documented in docs/scoring.md; a test keeps the two in step.
+ * The one table of error codes, for the whole program: a capture's verdict, a model that does not
+ * load, a refused sync, bad config, a failed start, our own bug. Every code is stable (users grep
+ * logs and SQL for them) and is documented in docs/scoring.md; a test keeps the two in step.
  */
 export const ERROR_CODES = {
   FILE_UNREADABLE: 'The file could not be read (missing, not a regular file, permissions, I/O error).',
@@ -29,6 +30,19 @@ export const ERROR_CODES = {
   INFER_WORKER_EXITED: 'The inference worker thread stopped unexpectedly.',
   PREPARE_WORKER_EXITED: 'The preparation worker (decode + preprocess) stopped while handling this capture; it is restarted.',
   PACK_INVALID_ARGUMENT: 'A `model pack` option is missing or malformed.',
+  CONFIG_INVALID: 'The config file is missing, not YAML, or fails the schema (each finding as `path: message`).',
+  START_FAILED: 'The station could not start (a folder it needs, the database); the reason follows.',
+  SYNC_UNREACHABLE: 'Model sync could not reach the training host (network, TLS, HTTP error); it retries.',
+  SYNC_POINTER_INVALID: "The channel pointer is not the expected JSON.",
+  SYNC_MANIFEST_INVALID: 'The offered manifest is malformed or is not the version the pointer names.',
+  SYNC_SIGNATURE_INVALID: 'The offered manifest is not signed, or not by a trusted key.',
+  SYNC_VERSION_REFUSED: 'The offered version is not newer than the active one.',
+  SYNC_INCOMPATIBLE: "The offered model does not fit this station (input larger than sync.max_input_pixels).",
+  SYNC_DOWNLOAD_FAILED: 'A file of the offered bundle could not be downloaded, or its size or sha256 differs.',
+  SYNC_LOAD_FAILED: 'The offered model does not load (ONNX Runtime, graph mismatch).',
+  SYNC_ACTIVATE_FAILED: 'The offered model loaded but could not be made active (e.g. the repository could not be written).',
+  SYNC_GOLDEN_MISMATCH: "The offered model's scores of its golden samples differ from the manifest's.",
+  INTERNAL_ERROR: 'A bug in xray-qc, not a fault of the capture or the model; logged with its stack. The capture is retried once, then recorded with this code.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -52,3 +66,21 @@ export function toXrayError(err: unknown, fallback: ErrorCode): XrayError {
 export function oneLine(text: string): string {
   return text.replace(/\s+/g, ' ').trim().slice(0, 500);
 }
+
+/**
+ * The kinds of row in the `events` table: a closed set, each documented in docs/database.md
+ * (a test keeps the two in step).
+ */
+export const EVENT_KINDS = {
+  start: 'The daemon started (version, pid, config file).',
+  stop: 'The daemon stopped, with why and its last summary.',
+  security: 'A permission finding at start (a world-readable key, a writable model folder).',
+  model: 'A model loaded, activated, pruned, or none installed yet.',
+  fallback: 'Consecutive inference failures: going back to the previous model.',
+  sync: 'Model sync refused an offered version (with its code and step).',
+  broker: 'The MQTT broker connected, or refused or dropped the connection.',
+  capture: 'The capture folder came back.',
+  error: 'An error row was recorded, the capture folder went missing, a switch or start failed.',
+} as const;
+
+export type EventKind = keyof typeof EVENT_KINDS;

@@ -2,7 +2,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /**
  * The compiled file of a worker thread: beside the caller in dist/, or under dist/ when the caller
- * runs from src/ (tests); `npm test` builds dist/ first (docs/decisions.md D6).
+ * runs from src/ (tests); every vitest run builds dist/ from the current sources first
+ * (test/global-setup.ts), so a test never runs a stale worker (docs/decisions.md D6).
  */
 export function compiledWorkerUrl(callerUrl: string, relative: string): URL {
   const url = new URL(relative, callerUrl);

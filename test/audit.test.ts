@@ -2,10 +2,11 @@ import { join } from 'node:path';
 import Sqlite from '../src/record/sqlite.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/record/database.js';
-import { Store, type InspectionInput } from '../src/record/store.js';
+import type { AuditRecord } from '../src/pipeline/messages.js';
+import { Store } from '../src/record/store.js';
 import { cli, jsonLines, tempDir } from './helpers.js';
 
-function row(i: number): InspectionInput {
+function row(i: number): AuditRecord {
   const verdict = i % 10 === 0 ? 'error' : i % 4 === 0 ? 'flag' : 'pass';
   const ok = verdict !== 'error';
   const at = new Date(Date.UTC(2026, 10, 20 + Math.floor(i / 1000), (i % 1000) % 24, i % 60)).toISOString();

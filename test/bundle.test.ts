@@ -5,7 +5,8 @@ import { XrayError } from '../src/errors.js';
 import { ensureDemoModel } from '../src/model/demo/demo-model.js';
 import { buildResNet34 } from '../src/model/demo/resnet.js';
 import { packBundle, PACK_DEFAULTS } from '../src/model/pack.js';
-import { Scorer } from '../src/score/scorer.js';
+import { ScoringSession } from '../src/cli/scoring.js';
+import { OnnxModel } from '../src/infer/onnx-model.js';
 import { encodeTiff16 } from '../src/tools/tiff-writer.js';
 import { synthElectrode } from '../src/tools/synth.js';
 import { cli, tempDir } from './helpers.js';
@@ -38,13 +39,13 @@ describe('model bundles', () => {
   };
 
   it('the tiny demo model loads, is marked untrained and scores a capture', async () => {
-    const scorer = await Scorer.open(tiny);
+    const scorer = await ScoringSession.open(tiny);
     try {
-      expect(scorer.modelRef.untrained).toBe(true);
+      expect(scorer.model.ref.untrained).toBe(true);
       const file = join(root, 'c.tif');
       const img = synthElectrode(1, null, { width: 300, height: 560 });
       writeFileSync(file, encodeTiff16(img.width, img.height, img.data, { compression: 'lzw' }));
-      const r = await scorer.scoreFile(file);
+      const r = await scorer.score(file);
       expect(r.verdict).not.toBe('error');
       if (r.verdict !== 'error') {
         expect(r.p_abnormal).toBeGreaterThan(0);
@@ -59,39 +60,39 @@ describe('model bundles', () => {
   it('manifest schema errors name the field', async () => {
     const dir = copy('bad-schema');
     editManifest(dir, (m) => { m.preprocess.conversion = 'clahe'; m.decision.threshold = 2; m.extra = 1; });
-    await expectCode(Scorer.open(dir), 'MODEL_MANIFEST_INVALID', /preprocess\.conversion: .*decision\.threshold: |decision\.threshold: .*preprocess\.conversion: /);
+    await expectCode(OnnxModel.open(dir), 'MODEL_MANIFEST_INVALID', /preprocess\.conversion: .*decision\.threshold: |decision\.threshold: .*preprocess\.conversion: /);
     const noBounds = copy('no-bounds');
     editManifest(noBounds, (m) => { m.preprocess.bounds = null; });
-    await expectCode(Scorer.open(noBounds), 'MODEL_MANIFEST_INVALID', /preprocess\.bounds: bounds are required/);
+    await expectCode(OnnxModel.open(noBounds), 'MODEL_MANIFEST_INVALID', /preprocess\.bounds: bounds are required/);
     const notJson = copy('not-json');
     writeFileSync(join(notJson, 'manifest.json'), '{ nope');
-    await expectCode(Scorer.open(notJson), 'MODEL_MANIFEST_INVALID', /not JSON/);
+    await expectCode(OnnxModel.open(notJson), 'MODEL_MANIFEST_INVALID', /not JSON/);
   });
 
   it('a changed or missing model file is refused by size and sha256', async () => {
     const grown = copy('grown');
     appendFileSync(join(grown, 'model.onnx'), Buffer.from([0]));
-    await expectCode(Scorer.open(grown), 'MODEL_FILE_MISMATCH', /files\.model\.onnx: \d+ bytes/);
+    await expectCode(OnnxModel.open(grown), 'MODEL_FILE_MISMATCH', /files\.model\.onnx: \d+ bytes/);
     const flipped = copy('flipped');
     const bytes = readFileSync(join(flipped, 'model.onnx'));
     bytes[bytes.length - 10] ^= 0xff;
     writeFileSync(join(flipped, 'model.onnx'), bytes);
-    await expectCode(Scorer.open(flipped), 'MODEL_FILE_MISMATCH', /sha256/);
+    await expectCode(OnnxModel.open(flipped), 'MODEL_FILE_MISMATCH', /sha256/);
   });
 
   it('graph input/output names and shapes are checked against the manifest', async () => {
     const wrongInput = copy('wrong-input');
     editManifest(wrongInput, (m) => { m.input.name = 'pixels'; });
-    await expectCode(Scorer.open(wrongInput), 'MODEL_GRAPH_MISMATCH', /input\.name: graph has no input 'pixels'/);
+    await expectCode(OnnxModel.open(wrongInput), 'MODEL_GRAPH_MISMATCH', /input\.name: graph has no input 'pixels'/);
     const wrongShape = copy('wrong-shape');
     editManifest(wrongShape, (m) => { m.input.height = 2000; });
-    await expectCode(Scorer.open(wrongShape), 'MODEL_GRAPH_MISMATCH', /input\.height: .* 128, manifest expects 2000/);
+    await expectCode(OnnxModel.open(wrongShape), 'MODEL_GRAPH_MISMATCH', /input\.height: .* 128, manifest expects 2000/);
     const wrongOutput = copy('wrong-output');
     editManifest(wrongOutput, (m) => { m.output.name = 'scores'; });
-    await expectCode(Scorer.open(wrongOutput), 'MODEL_GRAPH_MISMATCH', /output\.name/);
+    await expectCode(OnnxModel.open(wrongOutput), 'MODEL_GRAPH_MISMATCH', /output\.name/);
     const wrongIndex = copy('wrong-index');
     editManifest(wrongIndex, (m) => { m.output.abnormal_index = 2; });
-    await expectCode(Scorer.open(wrongIndex), 'MODEL_GRAPH_MISMATCH', /output\.abnormal_index/);
+    await expectCode(OnnxModel.open(wrongIndex), 'MODEL_GRAPH_MISMATCH', /output\.abnormal_index/);
   });
 
   it('a model ONNX Runtime cannot load is MODEL_LOAD_FAILED, not a crash', async () => {
@@ -99,11 +100,11 @@ describe('model bundles', () => {
     mkdirSync(dir);
     writeFileSync(join(dir, 'g.onnx'), 'this is not a protobuf');
     await packBundle({ ...PACK_DEFAULTS, onnx: join(dir, 'g.onnx'), out: dir, name: 'garbage', version: 1, bounds: { min: 1, max: 2 }, reviewBand: null });
-    await expectCode(Scorer.open(dir), 'MODEL_LOAD_FAILED', /provider cpu could not load/);
+    await expectCode(OnnxModel.open(dir), 'MODEL_LOAD_FAILED', /provider cpu could not load/);
   });
 
   it('unavailable providers fall back to the next with a warning naming them', async () => {
-    const scorer = await Scorer.open(tiny, { providers: ['tensorrt', 'cuda', 'cpu'] });
+    const scorer = await OnnxModel.open(tiny, { providers: ['tensorrt', 'cuda', 'cpu'] });
     try {
       expect(scorer.load.provider).toBe('cpu');
       expect(scorer.load.warnings.join('\n')).toMatch(/provider tensorrt/);
@@ -116,19 +117,19 @@ describe('model bundles', () => {
   it('repositories: `active` names the bundle; one bundle alone is used; two without `active` is an error', async () => {
     const repo = join(root, 'repo');
     cpSync(tiny, join(repo, 'tiny-v1'), { recursive: true });
-    let s = await Scorer.open(repo);
+    let s = await OnnxModel.open(repo);
     expect(s.bundle.dir).toBe(join(repo, 'tiny-v1'));
     await s.close();
     const onnx = join(root, 'logits.onnx');
     writeFileSync(onnx, buildResNet34({ height: 128, width: 64, baseChannels: 4, seed: 2, outputKind: 'logits', outputName: 'logits' }));
     await packBundle({ ...PACK_DEFAULTS, onnx, out: join(repo, 'tiny-v2'), name: 'electrode-resnet34-tiny', version: 2, bounds: { min: 1700, max: 2800 }, reviewBand: null, height: 128, width: 64, outputKind: 'logits', outputName: 'logits' });
-    await expectCode(Scorer.open(repo), 'MODEL_NOT_FOUND', /2 bundles and no 'active'/);
+    await expectCode(OnnxModel.open(repo), 'MODEL_NOT_FOUND', /2 bundles and no 'active'/);
     writeFileSync(join(repo, 'active'), 'tiny-v2\n');
-    s = await Scorer.open(repo);
+    s = await OnnxModel.open(repo);
     expect(s.bundle.manifest.version).toBe(2);
     await s.close();
     writeFileSync(join(repo, 'active'), '../elsewhere\n');
-    await expectCode(Scorer.open(repo), 'MODEL_NOT_FOUND', /must name a bundle directory/);
+    await expectCode(OnnxModel.open(repo), 'MODEL_NOT_FOUND', /must name a bundle directory/);
   });
 
   it('the CLI reports a missing model with its code and exit status 1', () => {
@@ -171,19 +172,19 @@ describe('the preparation worker', () => {
   it('is restarted when it dies: the capture in it gets an error, the next one is scored', async () => {
     const root = tempDir();
     const model = await ensureDemoModel(join(root, 'tiny'), 'tiny');
-    const scorer = await Scorer.open(model);
+    const scorer = await ScoringSession.open(model);
     try {
       const file = join(root, 'c.tif');
       const img = synthElectrode(3, null, { width: 200, height: 300 });
       writeFileSync(file, encodeTiff16(img.width, img.height, img.data));
-      const preparer = (scorer as unknown as { preparer: { worker: import('node:worker_threads').Worker; restarts: number } }).preparer;
-      const pending = scorer.scoreFile(file);
-      await preparer.worker.terminate(); // what a crash in a native decoder would look like
+      const stage = (scorer as unknown as { stage: { restarts: number; thread: { worker: import('node:worker_threads').Worker } } }).stage;
+      const pending = scorer.score(file);
+      await stage.thread.worker.terminate(); // what a crash in a native decoder would look like
       const r = await pending;
       expect([r.verdict, r.reason]).toEqual(['error', 'PREPARE_WORKER_EXITED']);
       await new Promise((res) => setTimeout(res, 300));
-      expect(preparer.restarts).toBe(1);
-      expect((await scorer.scoreFile(file)).verdict).not.toBe('error');
+      expect(stage.restarts).toBe(1);
+      expect((await scorer.score(file)).verdict).not.toBe('error');
     } finally {
       await scorer.close();
     }

@@ -1,9 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { prepareCapture } from '../src/score/prepare.js';
-import { Preparer } from '../src/score/preparer.js';
-import { Preprocessor, type TensorContract } from '../src/preprocess/preprocessor.js';
+import type { TensorContract } from '../src/model/contract.js';
+import { prepareCapture } from '../src/prepare/capture.js';
+import { Preprocessor } from '../src/prepare/preprocessor.js';
+import { PrepareThread } from '../src/prepare/thread.js';
 import { synthElectrode } from '../src/tools/synth.js';
 import { encodeTiff16 } from '../src/tools/tiff-writer.js';
 import { tempDir } from './helpers.js';
@@ -41,7 +42,7 @@ function watch<T>(p: Promise<T>): { p: Promise<T>; settled: () => boolean } {
   return { p: q, settled: () => done };
 }
 
-let preparer: Preparer | null = null;
+let preparer: PrepareThread | null = null;
 afterEach(async () => {
   await preparer?.stop();
   preparer = null;
@@ -49,7 +50,7 @@ afterEach(async () => {
 
 describe('preparation results during inference (D26)', () => {
   it('held: the result waits in shared memory, unannounced, until hold(false) collects it; the same result as in-thread', async () => {
-    preparer = new Preparer();
+    preparer = new PrepareThread();
     await preparer.start();
     const file = capture(61);
     preparer.hold(true);
@@ -70,7 +71,7 @@ describe('preparation results during inference (D26)', () => {
   });
 
   it('not held: the result announces itself; a failure crosses the mailbox with its code and message', async () => {
-    preparer = new Preparer();
+    preparer = new PrepareThread();
     await preparer.start();
     const ok = await preparer.prepare(capture(33), contract, {}, shared());
     expect(ok.ok && ok.width).toBe(33);
@@ -85,12 +86,29 @@ describe('preparation results during inference (D26)', () => {
     expect(failed.ok).toBe(false);
     if (failed.ok) return;
     expect(failed.file).toBe(bad);
-    expect(failed.code).toMatch(/^TIFF_/);
-    expect(failed.message.length).toBeGreaterThan(5);
+    expect(failed.error.code).toMatch(/^TIFF_/);
+    expect(failed.error.message.length).toBeGreaterThan(5);
+    expect(failed.error.stack).toBeUndefined(); // a capture's fault, not ours: no stack
+  });
+
+  it('an unexpected exception in the worker is INTERNAL_ERROR with its stack, never a TIFF_ code; the next capture is prepared', async () => {
+    preparer = new PrepareThread({ inject: { throwOnNameContaining: 'boom' } });
+    await preparer.start();
+    const img = synthElectrode(5, null, { width: 30, height: 50 });
+    const file = join(dir, 'boom-1.tif');
+    writeFileSync(file, encodeTiff16(img.width, img.height, img.data));
+    const r = await preparer.prepare(file, contract, {}, shared());
+    if (r.ok) throw new Error('expected the injected fault');
+    expect(r.error.code).toBe('INTERNAL_ERROR');
+    expect(r.error.message).toMatch(/injected fault/);
+    expect(r.error.stack).toMatch(/at prepareCapture .*capture\.(js|ts)/);
+    expect(r.sha256).toMatch(/^[0-9a-f]{64}$/); // read and hashed before the fault
+    const next = await preparer.prepare(capture(37), contract, {}, shared());
+    expect(next.ok && next.width).toBe(37);
   });
 
   it('collect() while still held (overlapping inferences) takes finished results and leaves the others unannounced', async () => {
-    preparer = new Preparer();
+    preparer = new PrepareThread();
     await preparer.start();
     const big = join(dir, 'big.tif');
     const img = synthElectrode(7, 'bubble', { width: 3000, height: 3000 });
@@ -111,7 +129,7 @@ describe('preparation results during inference (D26)', () => {
   });
 
   it('more requests than slots, and results too big for a slot, come as messages even while held', async () => {
-    preparer = new Preparer({ mailbox: { slots: 2, slotBytes: 4096 } });
+    preparer = new PrepareThread({ mailbox: { slots: 2, slotBytes: 4096 } });
     await preparer.start();
     preparer.hold(true);
     const widths = [30, 31, 32, 34, 35];
@@ -124,7 +142,7 @@ describe('preparation results during inference (D26)', () => {
     expect(results.map((x) => x.ok && x.width)).toEqual(widths);
     await preparer.stop();
 
-    preparer = new Preparer({ mailbox: { slots: 2, slotBytes: 64 } }); // no result fits in 64 bytes
+    preparer = new PrepareThread({ mailbox: { slots: 2, slotBytes: 64 } }); // no result fits in 64 bytes
     await preparer.start();
     preparer.hold(true);
     const big = await preparer.prepare(capture(36), contract, {}, shared());

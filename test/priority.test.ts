@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { Preparer } from '../src/score/preparer.js';
+import { PrepareThread } from '../src/prepare/thread.js';
 
 /** A thread's niceness as the kernel reports it (field 19 of /proc/<pid>/task/<tid>/stat). */
 function niceOf(tid: number): number {
@@ -12,7 +12,7 @@ function niceOf(tid: number): number {
 describe('the preparation thread yields the CPU to inference', () => {
   it('runs its worker thread at the configured niceness below the process, and only that thread', async () => {
     const base = getPriority(0);
-    const preparer = new Preparer({ niceIncrement: 7 });
+    const preparer = new PrepareThread({ niceIncrement: 7 });
     try {
       await preparer.start();
       const thread = preparer.thread;
@@ -28,7 +28,7 @@ describe('the preparation thread yields the CPU to inference', () => {
   });
 
   it('leaves the priority alone at 0', async () => {
-    const preparer = new Preparer({ niceIncrement: 0 });
+    const preparer = new PrepareThread({ niceIncrement: 0 });
     try {
       await preparer.start();
       expect(preparer.thread).toBeNull();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { providerOption, tensorrtEnvironment } from '../src/infer/providers.js';
-import { parseConfig, scorerOptions } from '../src/service/config.js';
+import { parseConfig, modelOptions } from '../src/service/config.js';
 
 describe('execution provider settings', () => {
   it('TensorRT settings become the ORT_TENSORRT_* variables, only when tensorrt is configured', () => {
@@ -24,7 +24,7 @@ describe('execution provider settings', () => {
       station_id: 's', capture: { dir: 'c' }, database: { path: 'a.db' }, mqtt: { url: 'mqtt://h' },
       model: { dir: 'm', providers: ['tensorrt', 'cuda', 'cpu'], device_id: 1, tensorrt: { engine_cache_dir: 'trt' } },
     }, '/etc/xray-qc/config.yaml', {});
-    expect(scorerOptions(c)).toMatchObject({ providers: ['tensorrt', 'cuda', 'cpu'], deviceId: 1 });
+    expect(modelOptions(c)).toMatchObject({ providers: ['tensorrt', 'cuda', 'cpu'], deviceId: 1 });
     expect(c.model.tensorrt).toEqual({ fp16: true, int8: false, engine_cache_dir: '/etc/xray-qc/trt' });
   });
 });

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { planResize, resizeLinear } from '../src/preprocess/resize.js';
+import { planResize, resizeLinear } from '../src/prepare/resize.js';
 import { pythonInline, readNpy, ROOT, tempDir } from './helpers.js';
 
 // Textured, non-flat 8-bit planes resized by OpenCV itself, compared pixel by pixel.
@@ -52,7 +52,7 @@ np.save(sys.argv[5] + '/dst.npy', cv2.resize(img, (dw, dh), interpolation=cv2.IN
 
 describe('the fused path (LUT → resize → normalise) equals the step-by-step one', () => {
   it.each([[1145, 2072, 100, 200], [203, 371, 64, 128], [37, 23, 100, 61], [80, 60, 40, 30], [50, 40, 50, 40]])('%i×%i → %i×%i', async (sw, sh, dw, dh) => {
-    const { resizeLutInto } = await import('../src/preprocess/resize.js');
+    const { resizeLutInto } = await import('../src/prepare/resize.js');
     const { applyLut, boundsLut } = await import('../src/convert/conversion.js');
     const data = new Uint16Array(sw * sh).map((_, i) => 1500 + ((i * 7919) % 1500) + (i % sw < 3 ? 9000 : 0));
     const lut = boundsLut({ min: 1700, max: 2800 });
@@ -70,10 +70,10 @@ describe('the fused path (LUT → resize → normalise) equals the step-by-step 
 });
 
 describe('the WebAssembly kernel equals the JavaScript path, bit for bit', async () => {
-  const shared = new (await import('../src/preprocess/wasm-resize.js')).WasmResizer();
+  const shared = new (await import('../src/prepare/wasm-resize.js')).WasmResizer();
   it.each([[1145, 2072, 1000, 2000], [1219, 2115, 1000, 2000], [203, 371, 64, 128], [37, 23, 100, 61], [81, 61, 43, 29], [7, 5, 3, 2]])('%i×%i → %i×%i', async (sw, sh, dw, dh) => {
-    const { Preprocessor } = await import('../src/preprocess/preprocessor.js');
-    const { WasmResizer } = await import('../src/preprocess/wasm-resize.js');
+    const { Preprocessor } = await import('../src/prepare/preprocessor.js');
+    const { WasmResizer } = await import('../src/prepare/wasm-resize.js');
     const { execFileSync } = await import('node:child_process');
     const data = new Uint16Array(sw * sh).map((_, i) => 1500 + ((i * 7919) % 1500) + (i % sw < 3 ? 9000 : 0));
     for (const conversion of ['global', 'mixed'] as const) {

@@ -8,7 +8,7 @@ import { loadBundle } from '../src/model/bundle.js';
 import { buildResNet34 } from '../src/model/demo/resnet.js';
 import { packBundle, PACK_DEFAULTS } from '../src/model/pack.js';
 import { readActive } from '../src/model/repository.js';
-import { Scorer } from '../src/score/scorer.js';
+import { ScoringSession } from '../src/cli/scoring.js';
 import { addGolden } from '../src/sync/golden.js';
 import { publish } from '../src/sync/registry.js';
 import { keygen, signBundle } from '../src/sync/signing.js';
@@ -44,9 +44,9 @@ describe('model sync from a registry', () => {
     writeFileSync(onnx, o.onnx ?? buildResNet34({ height: 128, width: 64, baseChannels: 4, seed: o.seed ?? version * 7 }));
     await packBundle({ ...PACK_DEFAULTS, onnx, out: dir, name: NAME, version, bounds: { min: 1700, max: 2800 }, reviewBand: null, height: o.height ?? 128, width: 64 });
     if (o.golden) {
-      const scorer = await Scorer.open(dir);
-      await addGolden(dir, scorer, goldenFiles);
-      await scorer.close();
+      const session = await ScoringSession.open(dir);
+      await addGolden(dir, (file) => session.score(file), goldenFiles);
+      await session.close();
     }
     if ((o.sign ?? 'trusted') !== 'none') await signBundle(dir, o.sign === 'other' ? otherKeys.privateKey : keys.privateKey);
     return { dir, sha256: (await loadBundle(dir)).modelSha256 };

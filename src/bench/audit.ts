@@ -5,7 +5,8 @@ import pino from 'pino';
 import { listInspections, summary } from '../audit/queries.js';
 import { CaptureWatcher } from '../capture/watcher.js';
 import { openDatabase, openDatabaseReadOnly } from '../record/database.js';
-import { Store, type InspectionInput } from '../record/store.js';
+import type { AuditRecord } from '../pipeline/messages.js';
+import { Store } from '../record/store.js';
 
 /**
  * `npm run bench:audit`: the audit queries at 1,000,000 inspection rows, and the start-up
@@ -15,7 +16,7 @@ import { Store, type InspectionInput } from '../record/store.js';
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-function row(i: number, t0: number): InspectionInput {
+function row(i: number, t0: number): AuditRecord {
   const verdict = i % 50 === 0 ? 'error' : i % 5 === 0 ? 'flag' : 'pass';
   const at = new Date(t0 + i * 3000).toISOString(); // one capture every 3 s: ~35 days
   const ok = verdict !== 'error';

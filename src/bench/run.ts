@@ -11,8 +11,9 @@ import { decodeTiff } from '../decode/tiff.js';
 import { InferenceEngine } from '../infer/engine.js';
 import { loadBundle } from '../model/bundle.js';
 import { defaultDemoDir, ensureDemoModel } from '../model/demo/demo-model.js';
-import { ScratchBuffers } from '../score/prepare.js';
-import { preprocessorFor } from '../score/scorer.js';
+import { ScratchBuffers } from '../prepare/capture.js';
+import { Preprocessor } from '../prepare/preprocessor.js';
+import { contractFor } from '../model/contract.js';
 import { synthElectrode } from '../tools/synth.js';
 import { encodeTiff16, type WriteOptions } from '../tools/tiff-writer.js';
 
@@ -43,7 +44,7 @@ async function main(): Promise<void> {
   const withInfer = !args.includes('--no-infer');
   const dir = await mkdtemp(join(tmpdir(), 'xray-qc-bench-'));
   const bundle = await loadBundle(await ensureDemoModel(defaultDemoDir()));
-  const pre = preprocessorFor(bundle.manifest);
+  const pre = new Preprocessor(contractFor(bundle.manifest));
   const img = synthElectrode(42, 'smudge', { width: 1145, height: 2072 });
   const encodings: Array<[string, WriteOptions]> = [
     ['uncompressed', { compression: 'none' }],

@@ -5,7 +5,7 @@ import { CONVERSIONS, type Conversion } from '../convert/conversion.js';
 import { XrayError } from '../errors.js';
 import { defaultDemoDir, ensureDemoModel, writeDemoBackbone } from '../model/demo/demo-model.js';
 import { packBundle, PACK_DEFAULTS } from '../model/pack.js';
-import { Scorer } from '../score/scorer.js';
+import { OnnxModel } from '../infer/onnx-model.js';
 import { parseChoice, parseNumber, parseNumberList } from './options.js';
 
 interface PackCli {
@@ -59,8 +59,7 @@ export function registerModel(program: Command): void {
       });
       if (o.verify) {
         // Loads the graph, checks input/output names and shapes against the manifest, warms up.
-        const scorer = await Scorer.open(dir);
-        await scorer.close();
+        await (await OnnxModel.open(dir)).close();
       }
       process.stdout.write(`${JSON.stringify({ bundle: dir, name: manifest.name, version: manifest.version, sha256: manifest.files['model.onnx'].sha256, verified: o.verify })}\n`);
     });

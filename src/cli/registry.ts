@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadBundle, resolveBundleDir, sha256File } from '../model/bundle.js';
 import { bundleFolderName, listRepository, readActive, setActive } from '../model/repository.js';
-import { Scorer } from '../score/scorer.js';
+import { ScoringSession } from './scoring.js';
 import { loadConfig } from '../service/config.js';
 import { addGolden } from '../sync/golden.js';
 import { publish, serveRegistry } from '../sync/registry.js';
@@ -25,12 +25,12 @@ export function registerSyncCommands(program: Command): void {
     .option('--tolerance <t>', 'allowed |Δp_abnormal| on the station', parseNumber(0, 1), 0.001)
     .argument('<bundle>').argument('<tiffs...>')
     .action(async (bundle: string, tiffs: string[], o: { tolerance: number }) => {
-      const scorer = await Scorer.open(bundle);
+      const session = await ScoringSession.open(bundle);
       try {
-        const expected = await addGolden(resolve(bundle), scorer, tiffs, o.tolerance);
+        const expected = await addGolden(resolve(bundle), (file) => session.score(file), tiffs, o.tolerance);
         process.stdout.write(`${JSON.stringify(expected)}\n`);
       } finally {
-        await scorer.close();
+        await session.close();
       }
     });
 

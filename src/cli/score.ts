@@ -6,11 +6,13 @@ import { XrayError } from '../errors.js';
 import type { Provider } from '../infer/messages.js';
 import { defaultDemoDir, ensureDemoModel } from '../model/demo/demo-model.js';
 import { loadBundle, resolveBundleDir } from '../model/bundle.js';
-import { formatResult, preprocessorFor, Scorer } from '../score/scorer.js';
+import { contractFor } from '../model/contract.js';
+import { Preprocessor } from '../prepare/preprocessor.js';
 import { encodeNpy } from '../tools/npy.js';
 import { encodePlanesPng } from '../tools/png.js';
 import { loadConfig } from '../service/config.js';
 import { parseNumber, parseProviders } from './options.js';
+import { formatResult, ScoringSession } from './scoring.js';
 
 interface ModelChoice { model?: string; config?: string; providers?: Provider[]; maxPixels?: number }
 
@@ -29,18 +31,19 @@ export async function chooseModel(o: ModelChoice): Promise<{ path: string; provi
   return { path: await ensureDemoModel(defaultDemoDir()), providers, maxPixels };
 }
 
-async function openScorer(o: ModelChoice): Promise<Scorer> {
+async function openSession(o: ModelChoice): Promise<ScoringSession> {
   const choice = await chooseModel(o);
-  const scorer = await Scorer.open(choice.path, { providers: choice.providers, decode: { maxPixels: choice.maxPixels } });
-  const m = scorer.bundle.manifest;
-  process.stderr.write(`model: ${m.name} v${m.version} (${scorer.bundle.dir}, onnx sha256 ${scorer.bundle.modelSha256.slice(0, 12)}…, ${scorer.load.provider})\n`);
-  for (const w of scorer.load.warnings) process.stderr.write(`warning: ${w}\n`);
-  if (scorer.bundle.manifest.untrained) {
-    process.stderr.write(`note: ${scorer.bundle.manifest.name} is an UNTRAINED demo model; its scores mean nothing\n`);
-  } else if (scorer.bundle.manifest.synthetic) {
-    process.stderr.write(`note: ${scorer.bundle.manifest.name} was trained on synthetic captures only: a demonstration, not a model for a line\n`);
+  const session = await ScoringSession.open(choice.path, { providers: choice.providers, decode: { maxPixels: choice.maxPixels } });
+  const { bundle, load } = session.model;
+  const m = bundle.manifest;
+  process.stderr.write(`model: ${m.name} v${m.version} (${bundle.dir}, onnx sha256 ${bundle.modelSha256.slice(0, 12)}…, ${load.provider})\n`);
+  for (const w of load.warnings) process.stderr.write(`warning: ${w}\n`);
+  if (m.untrained) {
+    process.stderr.write(`note: ${m.name} is an UNTRAINED demo model; its scores mean nothing\n`);
+  } else if (m.synthetic) {
+    process.stderr.write(`note: ${m.name} was trained on synthetic captures only: a demonstration, not a model for a line\n`);
   }
-  return scorer;
+  return session;
 }
 
 export function registerScoring(program: Command): void {
@@ -55,16 +58,16 @@ export function registerScoring(program: Command): void {
     .addHelpText('after', '\nWithout --model or --config the demo model scores (generated on first use; trained on synthetic captures only).')
     .argument('<files...>')
     .action(async (files: string[], o: ModelChoice & { json?: boolean }) => {
-      const scorer = await openScorer(o);
+      const session = await openSession(o);
       let failed = 0;
       try {
         for (const file of files) {
-          const result = await scorer.scoreFile(file);
+          const result = await session.score(file);
           if (result.verdict === 'error') failed++;
           process.stdout.write(`${o.json ? JSON.stringify(result) : formatResult(result)}\n`);
         }
       } finally {
-        await scorer.close();
+        await session.close();
       }
       process.exitCode = failed ? 2 : 0;
     });
@@ -89,7 +92,7 @@ export function registerScoring(program: Command): void {
       const bundle = await loadBundle(await resolveBundleDir(choice.path));
       try {
         const image = await decodeTiffFile(file, { maxPixels: choice.maxPixels });
-        const pre = preprocessorFor(bundle.manifest).run(image, undefined, !!o.png);
+        const pre = new Preprocessor(contractFor(bundle.manifest)).run(image, undefined, !!o.png);
         const { height, width } = bundle.manifest.input;
         if (o.out) await writeFile(o.out, encodeNpy(pre.tensor, [1, 3, height, width]));
         if (o.png && pre.planes) await writeFile(o.png, encodePlanesPng(pre.planes, width, height));

@@ -1,7 +1,8 @@
 /** Threshold → verdict, a pure function (the line acts on its result). */
 
+import type { Reason } from '../pipeline/messages.js';
+
 export type VerdictKind = 'pass' | 'flag' | 'error';
-export type Reason = 'normal' | 'anomaly' | 'uncertain';
 
 export interface DecisionPolicy {
   threshold: number;

@@ -1,5 +1,5 @@
-import { wasmKernelAvailable } from '../preprocess/wasm-resize.js';
 import { WasmLzw } from './lzw-wasm.js';
+import { DECODE_KERNEL } from './wasm-module.js';
 import { WasmPredictor } from './predictor-wasm.js';
 
 /**
@@ -14,7 +14,7 @@ export class DecodeKernels {
 
   /** Null where the runtime lacks WebAssembly SIMD (the JavaScript decoders are used). */
   static create(): DecodeKernels | null {
-    return wasmKernelAvailable() ? new DecodeKernels() : null;
+    return DECODE_KERNEL ? new DecodeKernels() : null;
   }
 
   get lzw(): WasmLzw {

@@ -1,8 +1,9 @@
 import { XrayError } from '../errors.js';
-import { kernelInstance, reserve } from '../preprocess/wasm-resize.js';
+import { instantiate, reserve } from '../wasm.js';
+import { DECODE_KERNEL } from './wasm-module.js';
 
 /**
- * TIFF LZW in the WebAssembly kernel (kernel.wat `lzw`): the same algorithm and the same errors
+ * TIFF LZW in the WebAssembly kernel (decode/kernel.wat `lzw`): the same algorithm and the same errors
  * as `lzwDecode` in codecs.ts, ~3.5× faster (docs/performance.md). One instance per thread, its
  * memory holding the string table, the block and the output.
  */
@@ -20,7 +21,8 @@ export class WasmLzw {
   private readonly k: Exports;
 
   constructor() {
-    this.k = kernelInstance<Exports>();
+    if (!DECODE_KERNEL) throw new Error('WebAssembly SIMD is not available: use the JavaScript decoder');
+    this.k = instantiate<Exports>(DECODE_KERNEL);
   }
 
   /** How far past the end of its output the kernel may write (an entry of up to 4096 bytes, 8-byte stores). */

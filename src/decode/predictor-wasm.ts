@@ -1,7 +1,8 @@
-import { kernelInstance, reserve } from '../preprocess/wasm-resize.js';
+import { instantiate, reserve } from '../wasm.js';
+import { DECODE_KERNEL } from './wasm-module.js';
 
 /**
- * The TIFF horizontal predictor undone in the WebAssembly kernel (kernel.wat `unpredict16`, SIMD
+ * The TIFF horizontal predictor undone in the WebAssembly kernel (decode/kernel.wat `unpredict16`, SIMD
  * prefix sums): the same result as `undoHorizontalPredictor` in tiff.ts, ~4× faster
  * (docs/performance.md). Blocks are copied through the instance's memory (a strip is ~36 KB, in
  * cache). One instance per thread (DecodeKernels).
@@ -15,7 +16,8 @@ export class WasmPredictor {
   private readonly k: Exports;
 
   constructor() {
-    this.k = kernelInstance<Exports>();
+    if (!DECODE_KERNEL) throw new Error('WebAssembly SIMD is not available: use the JavaScript decoder');
+    this.k = instantiate<Exports>(DECODE_KERNEL);
   }
 
   /** Undoes predictor 2 on `rows` rows of `width` samples at the start of `block`, in place. */

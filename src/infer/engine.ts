@@ -3,12 +3,8 @@ import { XrayError } from '../errors.js';
 import { transferList } from '../transfer.js';
 import { compiledWorkerUrl } from '../worker-url.js';
 import type { FromWorker, GraphContract, Provider, ToWorker } from './messages.js';
+import type { LoadResult } from './model.js';
 
-export interface LoadResult {
-  provider: Provider;
-  warnings: string[];
-  warmupMs: number;
-}
 
 export interface InferResult {
   output: Float32Array;

@@ -1,8 +1,26 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
+import type { Component } from '../events.js';
 import type { Store } from '../record/store.js';
-import type { Config } from '../service/config.js';
+
+/** The `mqtt` section of the station's config (the password resolved). */
+export interface MqttSettings {
+  url: string;
+  topic_prefix: string;
+  client_id?: string;
+  username: string | null;
+  password: string | null;
+  ca: string | null;
+  cert: string | null;
+  key: string | null;
+  reconnect_ms: number;
+  resend_delay_ms: number;
+  reconnect_max_ms: number;
+  keepalive_s: number;
+  plain_topic: boolean;
+  status_interval_s: number;
+}
 
 export interface StatusInfo {
   model: { name: string; version: number; sha256: string } | null;
@@ -23,8 +41,11 @@ const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME|ERR_TLS|ERR_SSL/;
  * once; subscribers drop duplicates by `id`. A retained `<prefix>/status` carries online /
  * offline (Last Will) / stopped.
  */
-export class Publisher {
+export class Publisher implements Component {
+  readonly name = 'mqtt';
   private client: MqttClient | null = null;
+  /** Message ids of verdicts sent and not yet acknowledged (seen on `packetsend`). */
+  private readonly verdictsInFlight = new Set<number>();
   private flushing = false;
   private flushAgain = false;
   private since = new Date().toISOString();
@@ -38,7 +59,7 @@ export class Publisher {
   lastError: string | null = null;
 
   constructor(
-    private readonly config: Config,
+    private readonly settings: { stationId: string; mqtt: MqttSettings },
     private readonly store: Store,
     private readonly logger: Logger,
     private readonly status: () => StatusInfo,
@@ -46,12 +67,12 @@ export class Publisher {
   ) {}
 
   get topics(): { verdict: string; plain: string; status: string } {
-    const p = this.config.mqtt.topic_prefix;
+    const p = this.settings.mqtt.topic_prefix;
     return { verdict: `${p}/verdict`, plain: `${p}/verdict/plain`, status: `${p}/status` };
   }
 
   get clientId(): string {
-    return this.config.mqtt.client_id ?? `xray-qc-${this.config.station_id}`;
+    return this.settings.mqtt.client_id ?? `xray-qc-${this.settings.stationId}`;
   }
 
   get connected(): boolean {
@@ -60,7 +81,7 @@ export class Publisher {
 
   /** Starts connecting; never waits for the broker (verdicts wait in the outbox). */
   async start(): Promise<void> {
-    const m = this.config.mqtt;
+    const m = this.settings.mqtt;
     const options: IClientOptions = {
       clientId: this.clientId,
       clean: true,
@@ -95,6 +116,13 @@ export class Publisher {
         (result) => client.publish(`${topic}/result`, JSON.stringify(result), { qos: 1 }),
         (err: unknown) => client.publish(`${topic}/result`, JSON.stringify({ result: 'error', message: (err as Error).message }), { qos: 1 }),
       );
+    });
+    const verdictTopics = new Set([this.topics.verdict, this.topics.plain]);
+    client.on('packetsend', (packet) => {
+      if (packet.cmd === 'publish' && packet.messageId !== undefined && verdictTopics.has(packet.topic)) this.verdictsInFlight.add(packet.messageId);
+    });
+    client.on('packetreceive', (packet) => {
+      if (packet.cmd === 'puback' && packet.messageId !== undefined) this.verdictsInFlight.delete(packet.messageId);
     });
     client.on('close', () => {
       if (this.client) this.logger.warn('MQTT connection closed; verdicts wait in the outbox');
@@ -142,12 +170,12 @@ export class Publisher {
    * Register before start().
    */
   onCommand(suffix: string, handler: (payload: Buffer) => Promise<unknown>): void {
-    this.commands.set(`${this.config.mqtt.topic_prefix}/${suffix}`, handler);
+    this.commands.set(`${this.settings.mqtt.topic_prefix}/${suffix}`, handler);
   }
 
   /** A retained message, re-published on every reconnect. */
   setRetained(suffix: string, value: unknown): void {
-    const topic = `${this.config.mqtt.topic_prefix}/${suffix}`;
+    const topic = `${this.settings.mqtt.topic_prefix}/${suffix}`;
     const payload = JSON.stringify(value);
     this.retained.set(topic, payload);
     if (this.client?.connected) this.client.publish(topic, payload, { qos: 1, retain: true });
@@ -159,7 +187,7 @@ export class Publisher {
    * fill its log. Each new reason is recorded once in `events`; scoring goes on.
    */
   private onError(client: MqttClient, err: Error & { code?: string | number }): void {
-    const m = this.config.mqtt;
+    const m = this.settings.mqtt;
     const refused = typeof err.code === 'number' && err.code > 0; // CONNACK return codes 1–5
     const who = `client id ${this.clientId}${m.username ? `, user ${m.username}` : ', no user'}`;
     const reason = refused ? `broker refused the connection: ${err.message} (code ${err.code}; ${who})`
@@ -201,16 +229,13 @@ export class Publisher {
   /**
    * mqtt.js re-sends its in-flight messages at once on reconnect, before our hold, and a PUBACK from
    * a broker that lost its sessions would mark the verdict published though no subscriber is back.
-   * Take verdicts out of its store instead: their publish fails ('Message removed'), the rows stay
-   * in the outbox and go out, in seq order, when the hold ends.
+   * Take verdicts out of its store instead (`removeOutgoingMessage`, its public call, with the ids
+   * `packetsend` showed): their publish fails ('Message removed'), the rows stay in the outbox and
+   * go out, in seq order, when the hold ends.
    */
   private dropInFlightVerdicts(client: MqttClient): void {
-    const topics = new Set([this.topics.verdict, this.topics.plain]);
-    for (const id of Object.keys(client.outgoing).map(Number)) {
-      client.outgoingStore.get({ messageId: id }, (err, packet) => {
-        if (!err && packet && 'topic' in packet && topics.has(packet.topic)) client.removeOutgoingMessage(id);
-      });
-    }
+    for (const id of this.verdictsInFlight) client.removeOutgoingMessage(id);
+    this.verdictsInFlight.clear();
   }
 
   publishStatus(state: StationState): void {
@@ -238,7 +263,7 @@ export class Publisher {
           for (const row of rows) {
             if (!client.connected) return;
             await withTimeout(client.publishAsync(row.topic, row.payload, { qos: 1, retain: false }), 15_000);
-            if (this.config.mqtt.plain_topic) {
+            if (this.settings.mqtt.plain_topic) {
               await withTimeout(client.publishAsync(this.topics.plain, plainText(row.payload), { qos: 1 }), 15_000);
             }
             this.store.markPublished(row.seq, new Date().toISOString());
@@ -257,7 +282,7 @@ export class Publisher {
 }
 
 /** Credentials and TLS files for a connection to the station's broker (the daemon's and `run --check`'s). */
-export function connectAuth(m: Config['mqtt']): Pick<IClientOptions, 'username' | 'password' | 'ca' | 'cert' | 'key'> {
+export function connectAuth(m: MqttSettings): Pick<IClientOptions, 'username' | 'password' | 'ca' | 'cert' | 'key'> {
   return {
     ...(m.username ? { username: m.username, password: m.password ?? undefined } : {}),
     ...(m.ca ? { ca: readFileSync(m.ca) } : {}),

@@ -1,38 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import type { EventKind } from '../errors.js';
+import type { AuditRecord, QueuedCapture } from '../pipeline/messages.js';
 import type { Db } from './database.js';
-
-/** One audit row, as the pipeline hands it over (`seq` and `id` are assigned on insert). */
-export interface InspectionInput {
-  station_id: string;
-  file_path: string;
-  file_sha256: string | null;
-  file_bytes: number | null;
-  file_mtime_ms: number | null;
-  width: number | null;
-  height: number | null;
-  captured_at: string | null;
-  scored_at: string;
-  verdict: 'pass' | 'flag' | 'error';
-  reason: string;
-  p_abnormal: number | null;
-  threshold: number | null;
-  model_name: string | null;
-  model_version: number | null;
-  model_sha256: string | null;
-  /** sha256 of the bundle's manifest.json: tells apart bundles that share an ONNX file. */
-  bundle_sha256: string | null;
-  conversion: string | null;
-  bounds_min: number | null;
-  bounds_max: number | null;
-  local_min: number | null;
-  local_max: number | null;
-  decode_ms: number | null;
-  preprocess_ms: number | null;
-  infer_ms: number | null;
-  total_ms: number | null;
-  error_code: string | null;
-  error_message: string | null;
-}
 
 export interface VerdictMessage {
   id: string;
@@ -51,7 +20,6 @@ export interface VerdictMessage {
 }
 
 export interface OutboxRow { seq: number; topic: string; payload: string }
-export interface QueueRow { file_path: string; file_bytes: number; file_mtime_ms: number }
 
 const COLUMNS = [
   'id', 'station_id', 'file_path', 'file_sha256', 'file_bytes', 'file_mtime_ms', 'width', 'height', 'captured_at', 'scored_at',
@@ -59,7 +27,7 @@ const COLUMNS = [
   'bounds_max', 'local_min', 'local_max', 'decode_ms', 'preprocess_ms', 'infer_ms', 'total_ms', 'error_code', 'error_message',
 ];
 
-export function verdictMessage(row: InspectionInput & { id: string; seq: number }): VerdictMessage {
+export function verdictMessage(row: AuditRecord & { id: string; seq: number }): VerdictMessage {
   return {
     id: row.id,
     seq: row.seq,
@@ -109,13 +77,14 @@ export class Store {
     };
   }
 
-  enqueue(row: QueueRow): void {
+  enqueue(row: { file_path: string; file_bytes: number; file_mtime_ms: number }): void {
     this.s.enqueue.run(row.file_path, row.file_bytes, row.file_mtime_ms, new Date().toISOString());
   }
 
   /** The oldest queued captures (by mtime, then path). */
-  queueHead(limit: number): QueueRow[] {
-    return this.s.queueHead.all(limit) as QueueRow[];
+  queueHead(limit: number): QueuedCapture[] {
+    return (this.s.queueHead.all(limit) as Array<{ file_path: string; file_bytes: number; file_mtime_ms: number }>)
+      .map((r) => ({ file: r.file_path, bytes: r.file_bytes, mtimeMs: r.file_mtime_ms }));
   }
 
   queueCount(): number {
@@ -144,7 +113,7 @@ export class Store {
    * The audit row, its outbox message and the queue removal in one transaction: a crash leaves
    * either all three or none.
    */
-  record(row: InspectionInput, topic: string): { seq: number; id: string; message: VerdictMessage } {
+  record(row: AuditRecord, topic: string): { seq: number; id: string; message: VerdictMessage } {
     return this.db.transaction(() => {
       const id = randomUUID();
       const seq = Number(this.s.insert.run({ ...row, id }).lastInsertRowid);
@@ -170,7 +139,7 @@ export class Store {
     })();
   }
 
-  event(kind: string, message: string, data?: unknown): void {
+  event(kind: EventKind, message: string, data?: unknown): void {
     this.s.event.run(new Date().toISOString(), kind, message, data === undefined ? null : JSON.stringify(data));
   }
 

@@ -3,8 +3,11 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_MAX_PIXELS } from '../decode/tiff.js';
+import type { ErrorCode } from '../errors.js';
 import { PROVIDERS } from '../infer/messages.js';
+import type { ModelOptions } from '../infer/model.js';
 import { issueLines } from '../model/manifest.js';
+import type { PrepareStageOptions } from '../prepare/stage.js';
 
 /**
  * The station's configuration: one strict schema (unknown keys are errors), defaults, secrets from
@@ -91,11 +94,17 @@ export interface Config extends RawConfig {
 }
 
 /** How every model of this station is opened (daemon start, sync, operator switches). */
-export function scorerOptions(c: Config): { providers: RawConfig['model']['providers']; decode: { maxPixels: number }; intraOpThreads?: number; intraOpSpinning: boolean; deviceId: number; prepareNiceness: number } {
-  return { providers: c.model.providers, decode: { maxPixels: c.capture.max_pixels }, intraOpThreads: c.model.intra_op_threads, intraOpSpinning: c.model.intra_op_spinning, deviceId: c.model.device_id, prepareNiceness: c.capture.prepare_niceness };
+export function modelOptions(c: Config): ModelOptions {
+  return { providers: c.model.providers, intraOpThreads: c.model.intra_op_threads, intraOpSpinning: c.model.intra_op_spinning, deviceId: c.model.device_id };
+}
+
+/** The station's one preparation stage. */
+export function prepareOptions(c: Config): PrepareStageOptions {
+  return { decode: { maxPixels: c.capture.max_pixels }, niceIncrement: c.capture.prepare_niceness };
 }
 
 export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID' satisfies ErrorCode;
   constructor(readonly lines: string[]) {
     super(lines.join('\n'));
     this.name = 'ConfigError';

@@ -1,77 +1,86 @@
 import { existsSync } from 'node:fs';
-import { mkdir, realpath } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { CaptureWatcher } from '../capture/watcher.js';
-import { cleanStaging, holdsNoModel } from '../model/repository.js';
-import { Publisher } from '../publish/publisher.js';
-import { openDatabase, type Db } from '../record/database.js';
-import { Store } from '../record/store.js';
-import { Scorer } from '../score/scorer.js';
-import { Syncer } from '../sync/syncer.js';
-import { scorerOptions, type Config } from './config.js';
+import { CaptureIntake } from '../capture/intake.js';
+import { EventBus } from '../events.js';
+import type { Model } from '../infer/model.js';
+import { OnnxModel } from '../infer/onnx-model.js';
 import { tensorrtEnvironment } from '../infer/providers.js';
+import { scoreFile } from '../infer/score.js';
+import { cleanStaging, holdsNoModel } from '../model/repository.js';
+import type { StationEvents } from '../pipeline/messages.js';
+import { Publisher } from '../publish/publisher.js';
+import { openDatabase } from '../record/database.js';
+import { Store } from '../record/store.js';
+import { checkGolden } from '../sync/golden.js';
+import { Syncer } from '../sync/syncer.js';
+import { modelOptions, prepareOptions, type Config } from './config.js';
+import { FaultBoard } from './faults.js';
+import { Lifecycle } from './lifecycle.js';
 import { ModelSwitch } from './models.js';
 import { permissionFindings } from './permissions.js';
-import { Pipeline } from './pipeline.js';
+import { CapturePath } from './station.js';
 import { SystemdNotifier } from './systemd.js';
 
-interface Component {
-  name: string;
-  stop: () => Promise<void> | void;
-}
+/** Test hook (test/faults): preparing a file whose name contains this text throws an unexpected error. */
+const INJECT_PREPARE_FAULT = 'XRAY_QC_TEST_INJECT_PREPARE_FAULT';
 
 /**
- * `xray-qc run`: owns the components and their order. Start: database → MQTT (connects in the
- * background) → model (loaded and warmed) → capture loop → model switching and sync → watcher
- * (+ reconcile) → READY=1. Stop: the reverse, so the capture in flight finishes and is recorded
- * before anything it needs goes away.
+ * `xray-qc run`, the composition root: makes the components, wires their events, and starts them
+ * in order — database → MQTT (connects in the background) → model (loaded and warmed) → capture
+ * path (preparation + loop) → model switching → sync → capture intake (watcher + reconcile) →
+ * READY=1. Stop: the reverse (lifecycle.ts). docs/architecture.md draws it.
  */
 export class Daemon {
-  private readonly started: Component[] = [];
-  private db: Db | null = null;
+  private readonly events: EventBus<StationEvents>;
+  private readonly faults: FaultBoard;
+  private readonly lifecycle: Lifecycle;
   private store: Store | null = null;
   private publisher: Publisher | null = null;
-  private pipeline: Pipeline | null = null;
+  private path: CapturePath | null = null;
   private models: ModelSwitch | null = null;
   private syncer: Syncer | null = null;
-  private watcher: CaptureWatcher | null = null;
   private watchdogTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
-  /** Why the last capture could not be queued (the database refused), or null. */
-  private queueError: string | null = null;
-  /** Why `start` failed (code: message), or null; the `stopped` status carries it. */
-  private startError: string | null = null;
+  private startFailed = false;
 
   constructor(
     private readonly config: Config,
     private readonly logger: Logger,
     private readonly notifier: SystemdNotifier,
     private readonly version: string,
-  ) {}
+  ) {
+    this.events = new EventBus((event, err) => logger.error({ event, err: err.message, stack: err.stack }, 'event listener failed'));
+    this.faults = new FaultBoard(this.events, () => this.statusChanged());
+    this.lifecycle = new Lifecycle(logger);
+  }
 
-  private get scorer(): Scorer | null {
-    return this.pipeline?.activeScorer ?? null;
+  /** The model new captures are scored with (null: none yet). */
+  private get serving(): Model | null {
+    return this.path?.loop.serving ?? null;
   }
 
   async start(signal?: AbortSignal): Promise<void> {
     try {
-      await this.startComponents(signal);
+      await this.startComponents(() => {
+        if (signal?.aborted) throw new Error('start aborted');
+      });
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      this.startError = `start failed: ${code ? `${code}: ` : ''}${(err as Error).message}`;
+      const code = (err as { code?: string }).code ?? 'START_FAILED';
+      this.startFailed = true;
+      this.events.emit('fault.changed', { source: 'start', message: `start failed: ${code}: ${(err as Error).message}` });
       throw err;
     }
   }
 
-  private async startComponents(signal?: AbortSignal): Promise<void> {
+  private async startComponents(step: () => void): Promise<void> {
     const c = this.config;
-    const step = (): void => {
-      if (signal?.aborted) throw new Error('start aborted');
-    };
-    this.db = openDatabase(c.database.path);
-    const store = new Store(this.db);
+    const db = openDatabase(c.database.path);
+    const store = new Store(db);
     this.store = store;
-    this.started.push({ name: 'database', stop: () => { this.db?.close(); } });
+    this.lifecycle.add('database', () => {
+      db.close();
+    });
     store.event('start', `xray-qc ${this.version} starting`, { pid: process.pid, config: c.source });
     for (const finding of permissionFindings(c)) {
       this.logger.warn(`permissions: ${finding}`);
@@ -81,116 +90,86 @@ export class Daemon {
 
     // MQTT before the model: a model that takes minutes to load (TensorRT) or fails to load is
     // seen on the status topic, with the reason (`error`) when the start fails.
-    this.publisher = new Publisher(c, store, this.logger, () => ({
-      model: this.scorer?.modelRef ?? null, queue: safeCount(() => store.queueCount()),
-      error: this.fault(),
+    const publisher = new Publisher({ stationId: c.station_id, mqtt: c.mqtt }, store, this.logger, () => ({
+      model: this.serving?.ref ?? null, queue: safeCount(() => store.queueCount()), error: this.faults.current,
     }), this.version);
-    // Commands are subscribed on connect: registered before it.
-    this.publisher.onCommand('cmd/sync', async (payload) => {
+    this.publisher = publisher;
+    publisher.onCommand('cmd/sync', async (payload) => {
       const request = parseRequest(payload);
       const result = this.syncer ? await this.syncer.check('mqtt request', true) : { result: 'skipped', message: 'the station is still starting' };
       return { ...result, correlation_id: request.correlation_id ?? null };
     });
-    await this.publisher.start();
-    this.started.push({ name: 'mqtt', stop: () => this.publisher?.stop() });
+    this.events.on('verdict.recorded', () => publisher.kick());
+    this.events.on('model.activated', (a) => this.announce(a));
+    await this.lifecycle.start(publisher);
 
-    let scorer: Scorer | null = null;
-    try {
-      const switcher = new ModelSwitch({
-        config: c, store, logger: this.logger, pipeline: () => this.pipeline!, announce: (s, previous) => this.announceModel(s, previous),
-        holdSync: () => this.syncer?.hold() ?? Promise.resolve(),
-      });
-      this.models = switcher;
-      if (switcher.isRepository && c.sync) await mkdir(switcher.repo, { recursive: true }); // sync installs into it
-      if (switcher.isRepository && existsSync(switcher.repo)) await cleanStaging(switcher.repo); // what a crash mid-download left behind
-      // TensorRT reads its settings from the environment when a session is created.
-      Object.assign(process.env, tensorrtEnvironment(c.model.providers, c.model.tensorrt));
-      if (c.sync && (await holdsNoModel(switcher.repo))) {
-        // a fresh station: start, keep captures queued, and score them once sync installs a model
-        this.logger.warn({ dir: switcher.repo, sync: c.sync.url }, 'no model yet: waiting for the first one from model sync');
-        store.event('model', `no model in ${switcher.repo}: waiting for the first one from ${c.sync.url}`);
-      } else {
-        scorer = await Scorer.open(c.model.dir, scorerOptions(c));
-      }
-    } catch (err) {
-      const code = (err as { code?: string }).code ?? 'MODEL_LOAD_FAILED';
-      store.event('error', `model ${c.model.dir}: ${code}: ${(err as Error).message}`);
-      throw err;
-    }
-    this.started.push({ name: 'model', stop: () => (this.scorer ?? scorer)?.close() });
-    if (scorer) this.modelLoaded(scorer, store);
+    const initial = await this.openInitialModel(store);
+    this.lifecycle.add('model', () => (this.serving ?? initial)?.close());
     step();
 
-    this.syncer = new Syncer({
-      config: c, store, logger: this.logger, repo: c.model.dir, active: () => this.scorer?.bundle ?? null,
-      activate: (s, folder) => this.models!.activate(s, folder, 'model sync'),
-    });
+    const inject = process.env[INJECT_PREPARE_FAULT];
+    const path = new CapturePath({
+      stationId: c.station_id, verdictTopic: publisher.topics.verdict, captureDir: c.capture.dir, followSymlinks: c.capture.follow_symlinks,
+      incompleteGraceMs: c.capture.incomplete_grace_ms, prepare: { ...prepareOptions(c), ...(inject ? { inject: { throwOnNameContaining: inject } } : {}) },
+    }, store, this.logger, this.events, initial);
+    this.path = path;
+    this.events.on('capture.queued', () => path.loop.wake());
+    await this.lifecycle.start(path);
+    const priority = path.prepare.priority;
+    this.logger.info({ prepareThread: priority }, 'preparation thread started');
+    if (priority && 'error' in priority) this.logger.warn({ error: priority.error }, 'could not lower the preparation thread\'s priority; it competes with inference at full priority');
 
-    this.pipeline = new Pipeline({
-      stationId: c.station_id,
-      verdictTopic: this.publisher.topics.verdict,
-      incompleteGraceMs: c.capture.incomplete_grace_ms,
-      confineTo: c.capture.follow_symlinks ? null : await realpath(c.capture.dir).catch(() => c.capture.dir),
-      store,
-      scorer,
-      logger: this.logger,
-      onRecorded: () => this.publisher?.kick(),
-      onFault: () => this.faultChanged(),
-      onModelFailures: (n) => this.models?.onFailures(n),
-    });
-    await this.pipeline.start();
-    this.started.push({ name: 'pipeline', stop: () => this.pipeline?.stop() });
-
-    await this.models!.start(scorer);
-    this.started.push({ name: 'model switching', stop: () => this.models?.stop() });
+    const openModel = (dir: string): Promise<Model> => this.openModel(dir);
+    const golden = (m: Model): Promise<string | null> => checkGolden(m.bundle.dir, (file) => scoreFile(file, m, path.prepare));
+    const models = new ModelSwitch({
+      repo: c.model.dir, keepVersions: c.sync?.keep_versions ?? 3, fallbackAfter: c.model.fallback_after, store, logger: this.logger,
+      events: this.events, swap: (m) => path.loop.swap(m), openModel, checkGolden: golden, holdSync: () => this.syncer?.hold() ?? Promise.resolve(),
+    }, initial);
+    this.models = models;
+    await this.lifecycle.start(models);
     if (c.sync) {
-      if (!this.models!.isRepository) throw new Error('sync needs model.dir to be a repository (bundles + active), not a single bundle');
-      await this.syncer.start();
-      this.started.push({ name: 'sync', stop: () => this.syncer?.stop() });
+      if (!models.isRepository) throw new Error('sync needs model.dir to be a repository (bundles + active), not a single bundle');
+      this.syncer = new Syncer({
+        settings: c.sync, store, logger: this.logger, repo: c.model.dir, active: () => this.serving?.bundle ?? null, openModel, checkGolden: golden,
+        activate: (m, folder) => models.activate(m, folder, 'model sync'),
+      });
+      await this.lifecycle.start(this.syncer);
     }
 
-    const logger = this.logger;
-    const pipelineRef = (): Pipeline | null => this.pipeline;
-    const queueFault = (message: string | null): void => {
-      if (message === this.queueError) return;
-      this.queueError = message;
-      this.faultChanged();
-    };
-    this.watcher = new CaptureWatcher({
-      dir: c.capture.dir, patterns: c.capture.patterns, ignore: c.capture.ignore, settleMs: c.capture.settle_ms,
-      poll: c.capture.poll, logger: this.logger,
-      onSettled: function queue(this: void, f) {
-        try {
-          if (store.auditedByStat(f.path, f.size, f.mtimeMs)) return;
-          store.enqueue({ file_path: f.path, file_bytes: f.size, file_mtime_ms: f.mtimeMs });
-          queueFault(null);
-          pipelineRef()?.wake();
-        } catch (err) {
-          queueFault(`database: ${(err as Error).message}`);
-          // The database refused (disk full, I/O error): the file stays where it is; try again
-          // later (and the reconcile at the next start finds it in any case).
-          logger.error({ file: f.path, err: (err as Error).message }, 'could not queue capture; retrying in 5 s');
-          setTimeout(() => queue(f), 5000).unref();
-        }
-      },
-    });
-    await this.watcher.start();
-    this.started.push({ name: 'watcher', stop: () => this.watcher?.stop() });
-    const known = (f: { path: string; size: number; mtimeMs: number }): boolean => store.auditedByStat(f.path, f.size, f.mtimeMs) || store.isQueued(f.path);
-    const found = await this.watcher.reconcile(known);
-    this.watcher.startRescan(c.capture.rescan_s * 1000, known, (missing) => {
-      const message = missing ? `capture folder ${c.capture.dir} is missing` : `capture folder ${c.capture.dir} is back`;
-      (missing ? this.logger.error.bind(this.logger) : this.logger.info.bind(this.logger))(message);
-      store.event(missing ? 'error' : 'capture', message);
-      this.faultChanged();
-    });
-    this.logger.info({ dir: c.capture.dir, found, queued: store.queueCount() }, 'watching the capture folder');
-    this.pipeline.wake();
-
-    // what is known only now (no model yet, a missing folder) goes to the status topic at once
-    if (this.fault() && this.publisher?.connected) this.publisher.publishStatus('online');
+    await this.lifecycle.start(new CaptureIntake(c.capture, store, this.logger, this.events));
     this.notifier.ready(this.summary());
     this.startWatchdog();
+  }
+
+  /** The model in model.dir, or null for a fresh station whose first model comes from sync. */
+  private async openInitialModel(store: Store): Promise<Model | null> {
+    const c = this.config;
+    const repo = c.model.dir;
+    const isRepository = !existsSync(`${repo}/manifest.json`);
+    try {
+      if (isRepository && c.sync) await mkdir(repo, { recursive: true }); // sync installs into it
+      if (isRepository && existsSync(repo)) await cleanStaging(repo); // what a crash mid-download left behind
+      // TensorRT reads its settings from the environment when a session is created (D19; issue 19 checks this).
+      Object.assign(process.env, tensorrtEnvironment(c.model.providers, c.model.tensorrt));
+      if (c.sync && (await holdsNoModel(repo))) {
+        // a fresh station: start, keep captures queued, and score them once sync installs a model
+        this.logger.warn({ dir: repo, sync: c.sync.url }, 'no model yet: waiting for the first one from model sync');
+        store.event('model', `no model in ${repo}: waiting for the first one from ${c.sync.url}`);
+        this.events.emit('fault.changed', { source: 'model', message: 'waiting for a model: none installed yet (model sync installs the first; captures stay queued)' });
+        return null;
+      }
+      return await this.openModel(repo);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? 'MODEL_LOAD_FAILED';
+      store.event('error', `model ${repo}: ${code}: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+
+  private async openModel(dir: string): Promise<Model> {
+    const model = await OnnxModel.open(dir, modelOptions(this.config));
+    for (const w of model.load.warnings) this.logger.warn(w);
+    return model;
   }
 
   /** Idempotent; the first call does the work. */
@@ -200,48 +179,33 @@ export class Daemon {
   }
 
   summary(): string {
-    const n = this.pipeline?.counts ?? { pass: 0, flag: 0, error: 0, skipped: 0 };
-    const model = this.scorer ? `${this.scorer.modelRef.name} v${this.scorer.modelRef.version}` : 'no model';
+    const n = this.path?.recorder.counts ?? { pass: 0, flag: 0, error: 0 };
+    const m = this.serving?.ref;
+    const model = m ? `${m.name} v${m.version}` : 'no model';
     const queue = safeCount(() => this.store?.queueCount() ?? 0);
     const outbox = safeCount(() => this.store?.outboxCount() ?? 0);
-    const error = this.fault();
+    const error = this.faults.current;
     const fault = error ? `ERROR ${error}; ` : '';
-    return `${fault}scored ${n.pass + n.flag + n.error} (${n.flag} flag, ${n.error} error); queue ${queue}; unpublished ${outbox}; ${model}; mqtt ${this.publisher?.connected ? 'connected' : `disconnected${this.publisher?.lastError ? ` (${this.publisher.lastError})` : ''}`}`;
+    const p = this.publisher;
+    return `${fault}scored ${n.pass + n.flag + n.error} (${n.flag} flag, ${n.error} error); queue ${queue}; unpublished ${outbox}; ${model}; mqtt ${p?.connected ? 'connected' : `disconnected${p?.lastError ? ` (${p.lastError})` : ''}`}`;
   }
 
-  /** The station fault the line must see (status topic `error`, STATUS=), or null. */
-  private fault(): string | null {
-    return this.startError ?? this.pipeline?.recordError ?? this.queueError
-      ?? (this.watcher?.folderMissing ? `capture folder ${this.config.capture.dir} is missing` : null)
-      ?? (this.pipeline && !this.scorer ? 'waiting for a model: none installed yet (model sync installs the first; captures stay queued)' : null);
-  }
-
-  /** A fault began or ended: the status topic and STATUS= say so at once, not at the next interval. */
-  private faultChanged(): void {
+  /** A fault began or ended, a model was activated: the status topic and STATUS= say so at once. */
+  private statusChanged(): void {
     if (this.publisher?.connected) this.publisher.publishStatus('online');
     this.notifier.status(this.summary());
   }
 
-  private modelLoaded(scorer: Scorer, store: Store): void {
-    for (const w of scorer.load.warnings) this.logger.warn(w);
-    const m = scorer.bundle;
-    store.modelActivated({ name: m.manifest.name, version: m.manifest.version, sha256: m.modelSha256, bundleSha256: m.manifestSha256, dir: m.dir, how: 'start', previous: null });
-    store.event('model', `loaded ${m.manifest.name} v${m.manifest.version} on ${scorer.load.provider}`, { dir: m.dir });
-    this.logger.info({ model: scorer.modelRef, provider: scorer.load.provider, warmupMs: Math.round(scorer.load.warmupMs), prepareThread: scorer.prepareThread }, 'model loaded');
-    const thread = scorer.prepareThread;
-    if (thread && 'error' in thread) this.logger.warn({ error: thread.error }, 'could not lower the preparation thread\'s priority; it competes with inference at full priority');
-    if (m.manifest.untrained) this.logger.warn('the active model is the UNTRAINED demo model: its verdicts mean nothing');
-    else if (m.manifest.synthetic) this.logger.warn('the active model was trained on synthetic captures only: a demonstration');
-  }
-
-  private announceModel(scorer: Scorer, previous: string | null): void {
-    const m = scorer.bundle.manifest;
+  private announce(a: StationEvents['model.activated']): void {
+    const m = a.model;
+    this.events.emit('fault.changed', { source: 'model', message: null });
+    if (m.untrained) this.logger.warn('the active model is the UNTRAINED demo model: its verdicts mean nothing');
+    else if (m.synthetic) this.logger.warn('the active model was trained on synthetic captures only: a demonstration');
     this.publisher?.setRetained('model', {
-      name: m.name, version: m.version, sha256: scorer.bundle.modelSha256, bundle_sha256: scorer.bundle.manifestSha256, untrained: m.untrained ?? false, synthetic: m.synthetic ?? false,
-      provider: scorer.load.provider, activated_at: new Date().toISOString(), previous,
+      name: m.name, version: m.version, sha256: m.sha256, bundle_sha256: a.bundleSha256, untrained: m.untrained ?? false, synthetic: m.synthetic ?? false,
+      provider: a.provider, activated_at: new Date().toISOString(), previous: a.previous,
     });
-    if (this.publisher?.connected) this.publisher.publishStatus('online');
-    this.notifier.status(this.summary());
+    this.statusChanged();
   }
 
   private startWatchdog(): void {
@@ -251,9 +215,9 @@ export class Daemon {
     this.watchdogTimer = setInterval(() => {
       if (busy || this.stopping) return;
       busy = true;
-      // This tick running proves the main loop answers; the ping proves the inference worker does.
-      // no model yet: no inference worker to ask; the main loop answering is the proof
-      void (this.scorer ? this.scorer.ping(interval * 2) : Promise.resolve(true)).then((ok) => {
+      // This tick running proves the main loop answers; the ping proves the inference worker does
+      // (no model yet: no inference worker to ask; the main loop answering is the proof).
+      void (this.serving ? this.serving.ping(interval * 2) : Promise.resolve(true)).then((ok) => {
         busy = false;
         if (ok && !this.stopping) {
           this.notifier.watchdog();
@@ -270,17 +234,11 @@ export class Daemon {
     this.logger.info({ reason }, 'stopping');
     // A start that failed within moments of connecting: give the connection a moment, so that the
     // `stopped` status with the reason reaches the line.
-    if (this.startError) await this.publisher?.waitConnected(3000);
+    if (this.startFailed) await this.publisher?.waitConnected(3000);
     if (this.watchdogTimer) clearInterval(this.watchdogTimer);
-    for (const c of [...this.started].reverse()) {
-      if (c.name === 'database') this.store?.event('stop', `xray-qc stopped: ${reason}`, { summary: this.summary() });
-      try {
-        await c.stop();
-      } catch (err) {
-        this.logger.error({ component: c.name, err: (err as Error).message }, 'error while stopping');
-      }
-    }
-    this.started.length = 0;
+    await this.lifecycle.stopAll((name) => {
+      if (name === 'database') this.store?.event('stop', `xray-qc stopped: ${reason}`, { summary: this.summary() });
+    });
   }
 }
 

@@ -4,10 +4,10 @@ import { dirname } from 'node:path';
 import mqtt from 'mqtt';
 import { holdsNoModel } from '../model/repository.js';
 import { connectAuth } from '../publish/publisher.js';
-import { Scorer } from '../score/scorer.js';
+import { OnnxModel } from '../infer/onnx-model.js';
 import { checkRegistryUrl } from '../sync/http.js';
 import { loadPublicKeys } from '../sync/signing.js';
-import { scorerOptions, type Config } from './config.js';
+import { modelOptions, type Config } from './config.js';
 
 /**
  * `xray-qc run --check`: what `run` will need, checked before the station is started — the model
@@ -65,8 +65,7 @@ async function checkModel(c: Config, error: (p: string, m: string) => void, warn
     return;
   }
   try {
-    const scorer = await Scorer.open(dir, scorerOptions(c));
-    await scorer.close();
+    await (await OnnxModel.open(dir, modelOptions(c))).close();
   } catch (err) {
     const code = (err as { code?: string }).code;
     error('model.dir', `${code ? `${code}: ` : ''}${(err as Error).message}`);

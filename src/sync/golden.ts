@@ -2,7 +2,10 @@ import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { sha256File } from '../model/bundle.js';
 import { parseManifest } from '../model/manifest.js';
-import type { Scorer } from '../score/scorer.js';
+import type { Scored } from '../pipeline/messages.js';
+
+/** Scores one capture file with the model under test. */
+export type ScoreFile = (file: string) => Promise<Scored>;
 
 /**
  * Golden samples: captures scored on the training host and stored in the bundle with their
@@ -14,12 +17,12 @@ export interface GoldenExpectation {
   files: Record<string, number>;
 }
 
-export async function addGolden(bundleDir: string, scorer: Scorer, tiffs: string[], tolerance = 0.001): Promise<GoldenExpectation> {
+export async function addGolden(bundleDir: string, score: ScoreFile, tiffs: string[], tolerance = 0.001): Promise<GoldenExpectation> {
   const dir = join(bundleDir, 'golden');
   await mkdir(dir, { recursive: true });
   const expected: GoldenExpectation = { tolerance, files: {} };
   for (const tiff of tiffs) {
-    const r = await scorer.scoreFile(tiff);
+    const r = await score(tiff);
     if (r.verdict === 'error') throw new Error(`${tiff}: ${r.error.code}: ${r.error.message}`);
     const name = basename(tiff);
     if (name in expected.files) throw new Error(`two golden files named ${name}`);
@@ -46,12 +49,12 @@ export async function readGolden(bundleDir: string): Promise<GoldenExpectation |
   }
 }
 
-/** Scores the golden files with `scorer`; returns the first mismatch, or null when all agree. */
-export async function checkGolden(bundleDir: string, scorer: Scorer): Promise<string | null> {
+/** Scores the golden files with `score`; returns the first mismatch, or null when all agree. */
+export async function checkGolden(bundleDir: string, score: ScoreFile): Promise<string | null> {
   const golden = await readGolden(bundleDir);
   if (!golden) return null;
   for (const [name, want] of Object.entries(golden.files)) {
-    const r = await scorer.scoreFile(join(bundleDir, 'golden', name));
+    const r = await score(join(bundleDir, 'golden', name));
     if (r.verdict === 'error') return `golden/${name}: ${r.error.code}: ${r.error.message}`;
     if (!Number.isFinite(r.p_abnormal)) return `golden/${name}: p_abnormal is not finite`;
     const diff = Math.abs(r.p_abnormal - want);

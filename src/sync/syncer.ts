@@ -2,21 +2,41 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
+import type { ErrorCode } from '../errors.js';
+import type { Component } from '../events.js';
+import type { Model, OpenModel } from '../infer/model.js';
 import type { Bundle } from '../model/bundle.js';
 import { parseManifest, type Manifest } from '../model/manifest.js';
 import { bundleFolderName, fsyncDir, STAGING } from '../model/repository.js';
 import type { Store } from '../record/store.js';
-import { Scorer } from '../score/scorer.js';
-import { scorerOptions, type Config } from '../service/config.js';
-import { checkGolden } from './golden.js';
 import { checkRegistryUrl, fetchSmall, fetchToFile, FetchError } from './http.js';
 import type { ChannelPointer } from './registry.js';
 import { loadPublicKeys, verifyManifest } from './signing.js';
 
 export type SyncStep = 'pointer' | 'manifest' | 'signature' | 'version' | 'compatibility' | 'download' | 'load' | 'golden' | 'activate';
 
+/** Each refusal's code (errors.ts). */
+const STEP_CODES: Record<SyncStep, ErrorCode> = {
+  pointer: 'SYNC_POINTER_INVALID', manifest: 'SYNC_MANIFEST_INVALID', signature: 'SYNC_SIGNATURE_INVALID', version: 'SYNC_VERSION_REFUSED',
+  compatibility: 'SYNC_INCOMPATIBLE', download: 'SYNC_DOWNLOAD_FAILED', load: 'SYNC_LOAD_FAILED', golden: 'SYNC_GOLDEN_MISMATCH', activate: 'SYNC_ACTIVATE_FAILED',
+};
+
+/** The `sync` section of the station's config. */
+export interface SyncSettings {
+  url: string;
+  channel: string;
+  interval_s: number;
+  trusted_keys: string[];
+  require_signature: boolean;
+  allow_insecure_http: boolean;
+  max_manifest_bytes: number;
+  max_input_pixels: number;
+}
+
 export interface SyncResult {
   result: 'activated' | 'up-to-date' | 'refused' | 'unreachable' | 'skipped' | 'held';
+  /** For `refused` and `unreachable`. */
+  code?: ErrorCode;
   step?: SyncStep;
   message: string;
   name?: string;
@@ -33,14 +53,18 @@ class Refused extends Error {
 }
 
 export interface SyncContext {
-  config: Config;
+  /** null: sync is not configured. */
+  settings: SyncSettings | null;
   store: Store;
   logger: Logger;
   repo: string;
   /** The serving bundle, or null before the first model is installed. */
   active: () => Bundle | null;
+  openModel: OpenModel;
+  /** The bundle's golden samples scored by `model`: the first mismatch, or null. */
+  checkGolden: (model: Model) => Promise<string | null>;
   /** Makes a verified, loaded bundle the one that scores (between two captures). */
-  activate: (scorer: Scorer, folder: string) => Promise<void>;
+  activate: (model: Model, folder: string) => Promise<void>;
 }
 
 /**
@@ -50,7 +74,8 @@ export interface SyncContext {
  * samples → atomic activation. Any failure leaves the serving model alone, writes an `events`
  * row naming the step, and the same pointer is not tried again until it changes (or a restart).
  */
-export class Syncer {
+export class Syncer implements Component {
+  readonly name = 'sync';
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<SyncResult> | null = null;
   private etag: string | undefined;
@@ -61,7 +86,7 @@ export class Syncer {
   constructor(private readonly ctx: SyncContext) {}
 
   async start(): Promise<void> {
-    const s = this.ctx.config.sync;
+    const s = this.ctx.settings;
     if (!s) return;
     checkRegistryUrl(s.url, s.allow_insecure_http);
     await loadPublicKeys(s.trusted_keys); // unreadable keys are a configuration error at start
@@ -98,13 +123,13 @@ export class Syncer {
 
   /** One check at a time; a request during a check gets that check's result. */
   check(reason: string, force = false): Promise<SyncResult> {
-    if (!this.ctx.config.sync) return Promise.resolve({ result: 'skipped', message: 'sync is not configured' });
+    if (!this.ctx.settings) return Promise.resolve({ result: 'skipped', message: 'sync is not configured' });
     this.running ??= this.run(reason, force).finally(() => { this.running = null; });
     return this.running;
   }
 
   private async run(reason: string, force: boolean): Promise<SyncResult> {
-    const s = this.ctx.config.sync!;
+    const s = this.ctx.settings!;
     const log = this.ctx.logger;
     let pointer: ChannelPointer;
     let pointerKey: string;
@@ -122,7 +147,7 @@ export class Syncer {
       if (err instanceof Refused) return this.refused(err, undefined);
       const message = `registry unreachable: ${(err as Error).message}`;
       log.warn({ reason }, message);
-      return { result: 'unreachable', message };
+      return { result: 'unreachable', code: 'SYNC_UNREACHABLE', message };
     }
     const active = this.ctx.active()?.manifest ?? null; // null: the station's first model
     if (active && pointer.name === active.name && pointer.version === active.version) return { result: 'up-to-date', message: `${active.name} v${active.version} is active`, name: active.name, version: active.version };
@@ -147,14 +172,15 @@ export class Syncer {
 
   private refused(e: Refused, pointer: ChannelPointer | undefined): SyncResult {
     const what = pointer ? `${pointer.name} v${pointer.version}` : 'update';
-    const message = `${what} refused at step ${e.step}: ${e.message}`;
-    this.ctx.logger.warn({ step: e.step }, message);
-    this.ctx.store.event('sync', message, { step: e.step, name: pointer?.name, version: pointer?.version });
-    return { result: 'refused', step: e.step, message, name: pointer?.name, version: pointer?.version };
+    const code = STEP_CODES[e.step];
+    const message = `${what} refused at step ${e.step}: ${code}: ${e.message}`;
+    this.ctx.logger.warn({ step: e.step, code }, message);
+    this.ctx.store.event('sync', message, { step: e.step, code, name: pointer?.name, version: pointer?.version });
+    return { result: 'refused', code, step: e.step, message, name: pointer?.name, version: pointer?.version };
   }
 
   private async install(pointer: ChannelPointer): Promise<SyncResult> {
-    const s = this.ctx.config.sync!;
+    const s = this.ctx.settings!;
     const base = `${s.url}/${pointer.path.replace(/^\/+/, '').replace(/\/?$/, '/')}`;
     // 1. manifest and signature
     let manifestBytes: Buffer;
@@ -210,15 +236,15 @@ export class Syncer {
     await writeFile(join(staging, 'manifest.json'), manifestBytes);
     if (sigText) await writeFile(join(staging, 'manifest.sig'), sigText);
     // 6. load beside the serving model (verifies sizes, sha256 and the graph), warm up, golden samples
-    let candidate: Scorer;
+    let candidate: Model;
     try {
-      candidate = await Scorer.open(staging, scorerOptions(this.ctx.config));
+      candidate = await this.ctx.openModel(staging);
     } catch (err) {
       const code = (err as { code?: string }).code;
       throw new Refused(code === 'MODEL_FILE_MISMATCH' ? 'download' : 'load', `${code ?? 'MODEL_LOAD_FAILED'}: ${(err as Error).message}`);
     }
     try {
-      const mismatch = await checkGolden(staging, candidate);
+      const mismatch = await this.ctx.checkGolden(candidate);
       if (mismatch) throw new Refused('golden', mismatch);
       // 7. activate: the complete bundle is renamed into the repository, then `active` is switched
       const target = join(this.ctx.repo, folder);

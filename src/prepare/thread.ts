@@ -1,31 +1,35 @@
 import { Worker } from 'node:worker_threads';
 import type { DecodeOptions } from '../decode/tiff.js';
 import { XrayError } from '../errors.js';
-import type { TensorContract } from '../preprocess/preprocessor.js';
-import { compiledWorkerUrl } from '../worker-url.js';
+import type { TensorContract } from '../model/contract.js';
+import type { PreparedCapture } from '../pipeline/messages.js';
 import { isShared } from '../transfer.js';
+import { compiledWorkerUrl } from '../worker-url.js';
+import type { FaultInjection } from './capture.js';
 import { Mailbox, PENDING, READY, WAKE, type MailboxShape } from './mailbox.js';
-import type { PreparedData } from './prepare.js';
-import type { PrepareRequest, PrepareResponse, PrepareWorkerData, WireResult } from './prepare-worker.js';
 import type { ThreadPriority } from './priority.js';
+import type { MailboxResult, PrepareRequest, PrepareResponse, PrepareWorkerData } from './worker.js';
 
-interface Pending { resolve: (r: PreparedData) => void; reject: (e: Error) => void; tensor: Float32Array; slot: number }
+interface Pending { resolve: (r: PreparedCapture) => void; reject: (e: Error) => void; tensor: Float32Array; slot: number }
 
-export interface PreparerOptions {
+export interface PrepareThreadOptions {
   /** How much lower than the process's the worker's CPU priority is (0–19). */
   niceIncrement?: number;
   /** Mailbox size (tests); results that do not fit a slot come as messages. */
   mailbox?: MailboxShape;
+  /** Test hook: an unexpected exception while preparing matching files. */
+  inject?: FaultInjection;
 }
 
-/** Main-thread handle on the preparation worker (one request at a time per capture). */
-export class Preparer {
+/** Main-thread handle on the preparation worker thread (one request per capture in flight). */
+export class PrepareThread {
   private worker: Worker | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly mailbox: Mailbox;
   private readonly freeSlots: number[];
   private readonly niceIncrement: number;
+  private readonly inject: FaultInjection | null;
   private holding = false;
   private stopped = false;
   /** How many times the worker was restarted after dying (a capture that crashes it gets an error row). */
@@ -33,8 +37,9 @@ export class Preparer {
   /** The worker thread's priority as it reported it (null: left as the process's). */
   thread: ThreadPriority | null = null;
 
-  constructor(options: PreparerOptions = {}) {
+  constructor(options: PrepareThreadOptions = {}) {
     this.niceIncrement = options.niceIncrement ?? 0;
+    this.inject = options.inject ?? null;
     this.mailbox = Mailbox.create(options.mailbox ?? { slots: 4, slotBytes: 16384 });
     this.freeSlots = Array.from({ length: this.mailbox.shape.slots }, (_, i) => i);
   }
@@ -44,8 +49,8 @@ export class Preparer {
     if (this.worker) return;
     // geotiff imports `web-worker`, which in a worker thread destructures `workerData`: give it an
     // object without `mod`, and it behaves as on the main thread.
-    const data: PrepareWorkerData = { niceIncrement: this.niceIncrement, mailbox: { buffer: this.mailbox.buffer, shape: this.mailbox.shape } };
-    const worker = new Worker(compiledWorkerUrl(import.meta.url, './prepare-worker.js'), { workerData: data });
+    const data: PrepareWorkerData = { niceIncrement: this.niceIncrement, mailbox: { buffer: this.mailbox.buffer, shape: this.mailbox.shape }, inject: this.inject };
+    const worker = new Worker(compiledWorkerUrl(import.meta.url, './worker.js'), { workerData: data });
     let running!: () => void;
     const started = new Promise<void>((resolve) => (running = resolve));
     worker.on('message', (m: PrepareResponse) => {
@@ -56,7 +61,7 @@ export class Preparer {
       }
       // (already collected: its slot may hold another request's result by now, so not read)
       if (!this.pending.has(m.id)) return;
-      this.deliver(m.id, 'result' in m ? m.result : this.mailbox.read<WireResult>(m.slot));
+      this.deliver(m.id, 'result' in m ? m.result : this.mailbox.read<MailboxResult>(m.slot));
     });
     const fail = (why: string): void => {
       for (const p of this.pending.values()) {
@@ -91,7 +96,7 @@ export class Preparer {
    * `tensor`: where the worker writes the result, in a SharedArrayBuffer (D24): nothing large
    * crosses back into this thread.
    */
-  prepare(file: string, contract: TensorContract, decode: DecodeOptions, tensor: Float32Array): Promise<PreparedData> {
+  prepare(file: string, contract: TensorContract, decode: DecodeOptions, tensor: Float32Array): Promise<PreparedCapture> {
     if (!isShared(tensor)) return Promise.reject(new TypeError('the preparation tensor must be in a SharedArrayBuffer'));
     const worker = this.worker;
     if (!worker) return Promise.reject(new XrayError('PREPARE_WORKER_EXITED', 'preparation worker is not running'));
@@ -124,7 +129,7 @@ export class Preparer {
     for (const [id, p] of this.pending) {
       if (p.slot < 0) continue;
       const state = this.holding ? Atomics.load(states, p.slot) : Atomics.compareExchange(states, p.slot, PENDING, WAKE);
-      if (state === READY) this.deliver(id, this.mailbox.read<WireResult>(p.slot));
+      if (state === READY) this.deliver(id, this.mailbox.read<MailboxResult>(p.slot));
     }
   }
 
@@ -135,7 +140,7 @@ export class Preparer {
     return n;
   }
 
-  private deliver(id: number, r: WireResult): void {
+  private deliver(id: number, r: PreparedCapture | MailboxResult): void {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);

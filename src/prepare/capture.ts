@@ -2,19 +2,19 @@ import { createHash } from 'node:crypto';
 import { DecodeKernels } from '../decode/kernels.js';
 import { readCaptureFile, type CaptureBytes } from '../decode/capture-file.js';
 import { decodeTiff, type DecodeOptions, type Scratch } from '../decode/tiff.js';
-import { toXrayError, type ErrorCode } from '../errors.js';
-import type { Preprocessor } from '../preprocess/preprocessor.js';
+import { toXrayError } from '../errors.js';
+import type { PreparedCapture } from '../pipeline/messages.js';
+import type { Preprocessor } from './preprocessor.js';
 
-/** Stage 1 of scoring, as plain data (it crosses a thread boundary). */
-export type PreparedData =
-  | {
-      ok: true; file: string; capture: { size: number; mtimeMs: number }; sha256: string; width: number; height: number;
-      tensor: Float32Array; localBounds: { min: number; max: number } | null; decodeMs: number; preprocessMs: number;
-    }
-  | { ok: false; file: string; capture: { size: number; mtimeMs: number } | null; sha256: string | null; code: ErrorCode; message: string };
+/** A test hook: preparing a file whose name contains this text throws an unexpected (non-coded) error. */
+export interface FaultInjection { throwOnNameContaining: string }
 
-/** Read, hash, decode, convert, resize, normalise: everything before inference. */
-export async function prepareCapture(file: string, preprocessor: Preprocessor, decode: DecodeOptions, tensor?: Float32Array, scratch?: ScratchBuffers): Promise<PreparedData> {
+/**
+ * Read, hash, decode, convert, resize, normalise: everything before inference. What the file
+ * contains comes back as a coded failure; an exception that is not one of ours is our bug, not the
+ * capture's: INTERNAL_ERROR, with its stack.
+ */
+export async function prepareCapture(file: string, preprocessor: Preprocessor, decode: DecodeOptions, tensor?: Float32Array, scratch?: ScratchBuffers, inject?: FaultInjection): Promise<PreparedCapture> {
   const t0 = performance.now();
   let capture: CaptureBytes | null = null;
   let sha256: string | null = null;
@@ -22,15 +22,17 @@ export async function prepareCapture(file: string, preprocessor: Preprocessor, d
   try {
     capture = await readCaptureFile(file, decode, reuse);
     sha256 = createHash('sha256').update(capture.bytes).digest('hex');
+    if (inject && file.includes(inject.throwOnNameContaining)) throw new TypeError(`injected fault (test hook) while preparing ${file}`);
     const image = await decodeTiff(capture.bytes, decode, reuse);
     const t1 = performance.now();
     const pre = preprocessor.run(image, tensor);
     const t2 = performance.now();
-    return { ok: true, file, capture: stat(capture), sha256, width: image.width, height: image.height, tensor: pre.tensor,
+    return { ok: true, file, stat: stat(capture), sha256, width: image.width, height: image.height, tensor: pre.tensor,
       localBounds: pre.localBounds, decodeMs: t1 - t0, preprocessMs: t2 - t1 };
   } catch (err) {
-    const e = toXrayError(err, 'TIFF_CORRUPT_DATA');
-    return { ok: false, file, capture: capture ? stat(capture) : null, sha256, code: e.code, message: e.message };
+    const e = toXrayError(err, 'INTERNAL_ERROR');
+    const stack = e.code === 'INTERNAL_ERROR' && err instanceof Error ? err.stack : undefined;
+    return { ok: false, file, stat: capture ? stat(capture) : null, sha256, error: { code: e.code, message: e.message, ...(stack ? { stack } : {}) } };
   } finally {
     if (reuse) scratch!.release();
   }

@@ -1,17 +1,8 @@
 import type { Gray16Image } from '../decode/tiff.js';
-import { Converter, type Bounds, type Conversion } from '../convert/conversion.js';
+import { Converter, type Bounds } from '../convert/conversion.js';
+import type { TensorContract } from '../model/contract.js';
 import { planResize, resizeLutInto, type ResizePlan } from './resize.js';
 import { wasmKernelAvailable, WasmResizer } from './wasm-resize.js';
-
-/** What the model expects of its input: the manifest's `input` and `preprocess` sections. */
-export interface TensorContract {
-  height: number;
-  width: number;
-  conversion: Conversion;
-  bounds: Bounds | null;
-  mean: [number, number, number];
-  std: [number, number, number];
-}
 
 export interface Preprocessed {
   /** NCHW float32 [1, 3, H, W]. */

@@ -1,13 +1,15 @@
-import { KERNEL_WASM_BASE64 } from './kernel-wasm.js';
+import { compileKernel, instantiate, reserve } from '../wasm.js';
+import { RESIZE_WASM_BASE64 } from './resize-wasm.js';
 import { verticalPass, type ResizePlan } from './resize.js';
 
 /**
  * The fused lookup table → INTER_LINEAR resize → normalisation of `resizeLutInto`, run by the
- * WebAssembly kernel (kernel.wat: per source row the table then the horizontal pass, SIMD where
+ * WebAssembly kernel (resize.wat: per source row the table then the horizontal pass, SIMD where
  * the plan allows; SIMD vertical pass and normalisation). Bit-identical to the JavaScript path
  * (test/resize.test.ts) and ~6× faster (docs/performance.md). One instance per thread; its memory
- * holds the table, the capture (a decoder may write it there: `pixels`), the pass's tables, two
- * horizontal rows and a few output rows, grown as needed and reused.
+ * holds the table, the capture (the preparation stage lets the decoder write it there:
+ * `pixels`), the pass's tables, two horizontal rows and a few output rows, grown as needed and
+ * reused.
  */
 
 interface Exports {
@@ -17,31 +19,12 @@ interface Exports {
     s0: number, t0: number, s1: number, t1: number, s2: number, t2: number): void;
 }
 
-let compiled: WebAssembly.Module | null = null;
-
-export function kernelModule(): WebAssembly.Module {
-  compiled ??= new WebAssembly.Module(Buffer.from(KERNEL_WASM_BASE64, 'base64'));
-  return compiled;
-}
-
-/** A fresh instance of the kernel module (its own memory), typed as the caller uses it. */
-export function kernelInstance<E>(): E {
-  return new WebAssembly.Instance(kernelModule(), {}).exports as unknown as E;
-}
-
-/** Grows a kernel's memory to at least `end` bytes (contents kept; views on the old buffer go stale). */
-export function reserve(memory: WebAssembly.Memory, end: number): void {
-  if (end > memory.buffer.byteLength) memory.grow(Math.ceil((end - memory.buffer.byteLength) / 65536));
-}
+/** Compiled when this module is first imported in a thread (null: no WebAssembly SIMD here). */
+const KERNEL = compileKernel(RESIZE_WASM_BASE64);
 
 /** True where the runtime has WebAssembly SIMD (Node ≥ 16.4); else the JavaScript path is used. */
 export function wasmKernelAvailable(): boolean {
-  try {
-    kernelModule();
-    return true;
-  } catch {
-    return false;
-  }
+  return KERNEL !== null;
 }
 
 export interface Channel {
@@ -75,7 +58,7 @@ function layout(count: number, sw: number, dw: number) {
 }
 
 /**
- * The SIMD blocks of the horizontal pass (kernel.wat `hrow`), or 0 blocks when some 8 adjacent
+ * The SIMD blocks of the horizontal pass (resize.wat `hrow`), or 0 blocks when some 8 adjacent
  * columns read from more than 16 source bytes (downscales beyond ~1.8×): then every column goes
  * the scalar way.
  */
@@ -112,7 +95,8 @@ export class WasmResizer {
   private blocks = 0;
 
   constructor() {
-    this.k = kernelInstance<Exports>();
+    if (!KERNEL) throw new Error('WebAssembly SIMD is not available: use the JavaScript resize');
+    this.k = instantiate<Exports>(KERNEL);
   }
 
   /**

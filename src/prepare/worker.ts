@@ -1,10 +1,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { DecodeOptions } from '../decode/tiff.js';
-import { Preprocessor, type TensorContract } from '../preprocess/preprocessor.js';
-import { wasmKernelAvailable, WasmResizer } from '../preprocess/wasm-resize.js';
+import type { TensorContract } from '../model/contract.js';
+import type { PreparedCapture, PreparedFailed, PreparedOk } from '../pipeline/messages.js';
+import { prepareCapture, ScratchBuffers, type FaultInjection } from './capture.js';
 import { Mailbox, PENDING, READY, type MailboxShape } from './mailbox.js';
-import { prepareCapture, ScratchBuffers, type PreparedData } from './prepare.js';
+import { Preprocessor } from './preprocessor.js';
 import { lowerThreadPriority, type ThreadPriority } from './priority.js';
+import { wasmKernelAvailable, WasmResizer } from './wasm-resize.js';
 
 /**
  * The preparation worker: reading, hashing, decoding and preprocessing run here, so the daemon's
@@ -16,13 +18,24 @@ import { lowerThreadPriority, type ThreadPriority } from './priority.js';
  * `slot`: where in the mailbox the result goes (−1: none, answer with a message).
  */
 export interface PrepareRequest { id: number; file: string; contract: TensorContract; decode: DecodeOptions; tensor: Float32Array; slot: number }
-/** A result without its tensor: that is the request's, written in place. */
-export type WireResult = Exclude<PreparedData, { ok: true }> | Omit<Extract<PreparedData, { ok: true }>, 'tensor'>;
-/** A result, its mailbox slot (the result is there), or this thread's priority (id 0, first). */
-export type PrepareResponse = { id: number; result: WireResult } | { id: number; slot: number } | { id: 0; thread: ThreadPriority | null };
-export interface PrepareWorkerData { niceIncrement: number; mailbox: { buffer: SharedArrayBuffer; shape: MailboxShape } }
+/**
+ * A result (a `PreparedCapture`; sent as a message, its tensor is the request's shared memory,
+ * not a copy), its mailbox slot (the result is there, all but the tensor: see `withoutTensor`), or
+ * this thread's priority (id 0, first).
+ */
+export type PrepareResponse = { id: number; result: PreparedCapture } | { id: number; slot: number } | { id: 0; thread: ThreadPriority | null };
+export interface PrepareWorkerData { niceIncrement: number; mailbox: { buffer: SharedArrayBuffer; shape: MailboxShape }; inject: FaultInjection | null }
 
-if (!parentPort) throw new Error('prepare-worker.ts must run as a worker thread');
+/** A result as the mailbox holds it: everything but the tensor, which both threads already share. */
+export type MailboxResult = PreparedFailed | Omit<PreparedOk, 'tensor'>;
+
+export function withoutTensor(p: PreparedCapture): MailboxResult {
+  if (!p.ok) return p;
+  const { tensor: _shared, ...rest } = p;
+  return rest;
+}
+
+if (!parentPort) throw new Error('prepare/worker.ts must run as a worker thread');
 const port = parentPort;
 const data = workerData as PrepareWorkerData;
 const mailbox = new Mailbox(data.mailbox.buffer, data.mailbox.shape);
@@ -42,13 +55,7 @@ port.on('message', (req: PrepareRequest) => {
       pre = new Preprocessor(req.contract, kernel);
       preprocessors.set(key, pre);
     }
-    const result = await prepareCapture(req.file, pre, req.decode, req.tensor, scratch);
-    let wire: WireResult = result;
-    if (result.ok) {
-      const { tensor: _inPlace, ...rest } = result;
-      wire = rest;
-    }
-    answer(req, wire);
+    answer(req, await prepareCapture(req.file, pre, req.decode, req.tensor, scratch, data.inject ?? undefined));
   })();
 });
 
@@ -57,8 +64,8 @@ port.on('message', (req: PrepareRequest) => {
  * not, it collects the result itself when inference ends (mailbox.ts). Too big for the slot, or no
  * slot: a message.
  */
-function answer(req: PrepareRequest, result: WireResult): void {
-  if (req.slot >= 0 && mailbox.write(req.slot, result)) {
+function answer(req: PrepareRequest, result: PreparedCapture): void {
+  if (req.slot >= 0 && mailbox.write(req.slot, withoutTensor(result))) {
     const was = Atomics.compareExchange(mailbox.states, req.slot, PENDING, READY);
     if (was === PENDING) return;
     Atomics.store(mailbox.states, req.slot, READY); // was WAKE

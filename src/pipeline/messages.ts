@@ -1,0 +1,151 @@
+import type { ErrorCode } from '../errors.js';
+
+/**
+ * The messages between the stages of the capture path, and the events between components. One
+ * capture is, in turn: a `QueuedCapture` (capture → the queue), a `PreparedCapture` (prepare;
+ * the same type on both sides of the worker boundary), a `Scored` (infer + decide) and an
+ * `AuditRecord` (record), which the publisher turns into the verdict message.
+ */
+
+/** Why a capture passed or was flagged. */
+export type Reason = 'normal' | 'anomaly' | 'uncertain';
+
+/** A capture the watcher found complete, as the queue holds it. */
+export interface QueuedCapture {
+  file: string;
+  bytes: number;
+  mtimeMs: number;
+}
+
+/** What the file was when it was read (null when it could not be): its identity in the audit trail. */
+export interface FileStat {
+  size: number;
+  mtimeMs: number;
+}
+
+export interface CaptureError {
+  code: ErrorCode;
+  message: string;
+  /** For INTERNAL_ERROR: where it was thrown (logged, never recorded). */
+  stack?: string;
+}
+
+/**
+ * A capture after preparation (read, hash, decode, convert, resize, normalise): its input tensor,
+ * or why it cannot be scored. `tensor` lies in shared memory, written in place by the worker.
+ */
+export type PreparedCapture = PreparedOk | PreparedFailed;
+
+export interface PreparedOk {
+  ok: true;
+  file: string;
+  stat: FileStat;
+  sha256: string;
+  width: number;
+  height: number;
+  tensor: Float32Array;
+  /** Per-image bounds for the local and mixed conversions. */
+  localBounds: { min: number; max: number } | null;
+  decodeMs: number;
+  preprocessMs: number;
+}
+
+export interface PreparedFailed {
+  ok: false;
+  file: string;
+  stat: FileStat | null;
+  sha256: string | null;
+  error: CaptureError;
+}
+
+/** The model a capture was scored with, as verdicts and the audit trail name it. */
+export interface ModelRef {
+  name: string;
+  version: number;
+  sha256: string;
+  untrained?: boolean;
+  /** Trained on synthetic captures only (the demo model). */
+  synthetic?: boolean;
+}
+
+export interface Timings {
+  decode: number;
+  preprocess: number;
+  infer: number;
+  total: number;
+}
+
+/** A capture after inference and the decision: its verdict, or the error that is its verdict. */
+export type Scored = ScoredOk | ScoredFailed;
+
+export interface ScoredOk {
+  file: string;
+  verdict: 'pass' | 'flag';
+  reason: Reason;
+  p_abnormal: number;
+  threshold: number;
+  model: ModelRef;
+  width: number;
+  height: number;
+  local_bounds?: { min: number; max: number };
+  timings_ms: Timings;
+}
+
+export interface ScoredFailed {
+  file: string;
+  verdict: 'error';
+  reason: ErrorCode;
+  error: { code: ErrorCode; message: string };
+}
+
+export function failedScore(file: string, error: CaptureError): ScoredFailed {
+  return { file, verdict: 'error', reason: error.code, error: { code: error.code, message: error.message } };
+}
+
+/** One audit row, as the record stage writes it (`seq` and `id` are assigned on insert). */
+export interface AuditRecord {
+  station_id: string;
+  file_path: string;
+  file_sha256: string | null;
+  file_bytes: number | null;
+  file_mtime_ms: number | null;
+  width: number | null;
+  height: number | null;
+  captured_at: string | null;
+  scored_at: string;
+  verdict: 'pass' | 'flag' | 'error';
+  reason: string;
+  p_abnormal: number | null;
+  threshold: number | null;
+  model_name: string | null;
+  model_version: number | null;
+  model_sha256: string | null;
+  /** sha256 of the bundle's manifest.json: tells apart bundles that share an ONNX file. */
+  bundle_sha256: string | null;
+  conversion: string | null;
+  bounds_min: number | null;
+  bounds_max: number | null;
+  local_min: number | null;
+  local_max: number | null;
+  decode_ms: number | null;
+  preprocess_ms: number | null;
+  infer_ms: number | null;
+  total_ms: number | null;
+  error_code: string | null;
+  error_message: string | null;
+}
+
+/** Where a station fault comes from; each source has at most one fault at a time. */
+export type FaultSource = 'start' | 'record' | 'queue' | 'capture-folder' | 'model';
+
+/** The typed events between the station's components (src/events.ts carries them). */
+export interface StationEvents {
+  /** A capture was put in the queue. */
+  'capture.queued': { file: string };
+  /** An audit row and its outbox message were committed. */
+  'verdict.recorded': { seq: number; file: string; verdict: Scored['verdict']; reason: Scored['reason']; bundleSha256: string };
+  /** A fault of one source began (`message`) or ended (null). */
+  'fault.changed': { source: FaultSource; message: string | null };
+  /** A model became the serving one (at start, by sync, an operator or the fallback); `previous`: the folder it replaced. */
+  'model.activated': { model: ModelRef; bundleSha256: string; provider: string; previous: string | null; how: string };
+}
