@@ -189,12 +189,17 @@ describe('model sync from a registry', () => {
         }, 'golden'],
         ['NaN outputs', async () => { await publish((await release(3, { onnx: oddModel('nan') })).dir, registry, 'stable'); }, 'load'],
       ];
+      const codes: Record<string, string> = {
+        pointer: 'SYNC_POINTER_INVALID', manifest: 'SYNC_MANIFEST_INVALID', signature: 'SYNC_SIGNATURE_INVALID', version: 'SYNC_VERSION_REFUSED',
+        compatibility: 'SYNC_INCOMPATIBLE', download: 'SYNC_DOWNLOAD_FAILED', load: 'SYNC_LOAD_FAILED', golden: 'SYNC_GOLDEN_MISMATCH',
+      };
       for (const [what, prepare, step] of cases) {
         await prepare();
         const r = await cmdSync(what);
-        expect([what, r.result, r.step], JSON.stringify(r)).toEqual([what, 'refused', step]);
+        expect([what, r.result, r.step, r.code], JSON.stringify(r)).toEqual([what, 'refused', step, codes[step]]);
         const ev = dbRows(s.db, "SELECT message, data FROM events WHERE kind = 'sync' ORDER BY id DESC LIMIT 1")[0];
         expect(JSON.parse(ev.data as string).step, what).toBe(step);
+        expect(ev.message, what).toContain(codes[step]);
         expect(await readActive(s.models), what).toBe(`${NAME}-v2`);
       }
       // still v2 after all of that

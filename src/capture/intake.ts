@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Component, EventBus } from '../events.js';
 import type { StationEvents } from '../pipeline/messages.js';
-import type { Store } from '../record/store.js';
+import type { EventKind } from '../errors.js';
 import { CaptureWatcher, type SettledFile } from './watcher.js';
 
 export interface IntakeSettings {
@@ -11,6 +11,15 @@ export interface IntakeSettings {
   settle_ms: number;
   poll: boolean;
   rescan_s: number;
+}
+
+/** What the capture stage needs of the queue and the audit trail (record/store.ts is it). */
+export interface CaptureQueue {
+  auditedByStat(path: string, bytes: number, mtimeMs: number): boolean;
+  isQueued(path: string): boolean;
+  enqueue(row: { file_path: string; file_bytes: number; file_mtime_ms: number }): void;
+  queueCount(): number;
+  event(kind: EventKind, message: string): void;
 }
 
 /**
@@ -27,7 +36,7 @@ export class CaptureIntake implements Component {
 
   constructor(
     private readonly settings: IntakeSettings,
-    private readonly store: Store,
+    private readonly store: CaptureQueue,
     private readonly logger: Logger,
     private readonly events: EventBus<StationEvents>,
   ) {

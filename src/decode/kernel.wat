@@ -55,7 +55,8 @@
   ;; one shift per code, no bit buffer to refill. Stores run up to 7 bytes past a string and the
   ;; last string is not cut at $cap, so up to 4096 + 7 bytes past $cap are written: the caller
   ;; leaves room. Returns the bytes written, or −1 (a code before any string was defined), −2
-  ;; (a code beyond the table) or −3 (a code after the table is full, without a Clear first). docs/performance.md has the variants measured.
+  ;; (a code beyond the table) or −3 (a code after the table is full, without a Clear first). The variants measured are in
+  ;; the git history of docs/performance.md.
   (func (export "lzw") (param $src i32) (param $n i32) (param $out i32) (param $cap i32) (param $rev i32) (result i32)
     (local $next i32) (local $width i32) (local $mask i32) (local $p i32) (local $pend i32)
     (local $bits i32) (local $code i32) (local $len i32) (local $i i32) (local $nb i32) (local $rend i32)

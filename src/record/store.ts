@@ -3,17 +3,11 @@ import type { EventKind } from '../errors.js';
 import type { AuditRecord, QueuedCapture } from '../pipeline/messages.js';
 import type { Db } from './database.js';
 
-export interface VerdictMessage {
+/** The verdict message on `<prefix>/verdict` (docs/mqtt.md): the audit row as the line reads it. */
+export interface VerdictMessage extends Pick<AuditRecord, 'station_id' | 'captured_at' | 'scored_at' | 'verdict' | 'reason' | 'p_abnormal' | 'threshold'> {
   id: string;
   seq: number;
-  station_id: string;
   file: string;
-  captured_at: string | null;
-  scored_at: string;
-  verdict: 'pass' | 'flag' | 'error';
-  reason: string;
-  p_abnormal: number | null;
-  threshold: number | null;
   model: { name: string; version: number; sha256: string; bundle_sha256: string | null } | null;
   latency_ms: number | null;
   error: { code: string; message: string } | null;

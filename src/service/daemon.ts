@@ -42,6 +42,7 @@ export class Daemon {
   private syncer: Syncer | null = null;
   private watchdogTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
+  private starting: Promise<void> | null = null;
   private startFailed = false;
 
   constructor(
@@ -61,10 +62,11 @@ export class Daemon {
   }
 
   async start(signal?: AbortSignal): Promise<void> {
+    this.starting = this.startComponents(() => {
+      if (signal?.aborted) throw new Error('start aborted');
+    });
     try {
-      await this.startComponents(() => {
-        if (signal?.aborted) throw new Error('start aborted');
-      });
+      await this.starting;
     } catch (err) {
       const code = (err as { code?: string }).code ?? 'START_FAILED';
       this.startFailed = true;
@@ -235,6 +237,10 @@ export class Daemon {
     // A start that failed within moments of connecting: give the connection a moment, so that the
     // `stopped` status with the reason reaches the line.
     if (this.startFailed) await this.publisher?.waitConnected(3000);
+    // A stop during start waits for the step in progress (a model loading in its worker must not
+    // be torn down mid-call: ONNX Runtime aborts the process), which then ends the start; what
+    // it opened is stopped with the rest. (stop_timeout_ms bounds the wait.)
+    await this.starting?.catch(() => undefined);
     if (this.watchdogTimer) clearInterval(this.watchdogTimer);
     await this.lifecycle.stopAll((name) => {
       if (name === 'database') this.store?.event('stop', `xray-qc stopped: ${reason}`, { summary: this.summary() });

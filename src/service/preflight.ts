@@ -3,7 +3,7 @@ import { access, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import mqtt from 'mqtt';
 import { holdsNoModel } from '../model/repository.js';
-import { connectAuth } from '../publish/publisher.js';
+import { connectAuth } from '../publish/connection.js';
 import { OnnxModel } from '../infer/onnx-model.js';
 import { checkRegistryUrl } from '../sync/http.js';
 import { loadPublicKeys } from '../sync/signing.js';

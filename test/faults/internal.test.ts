@@ -5,7 +5,7 @@ import { DaemonProcess, until } from '../station.js';
 import { auditRows, brokerAndWitness, capture, cleanupsAfterEach, makeStation, report } from './rig.js';
 
 /**
- * Fault 11: our own bug in preparation (an exception that is no coded error, injected through the
+ * Fault 12: our own bug in preparation (an exception that is no coded error, injected through the
  * daemon's test hook XRAY_QC_TEST_INJECT_PREPARE_FAULT) is INTERNAL_ERROR, never blamed on the
  * capture: logged with its stack, the capture tried once more, then recorded; the captures beside
  * it are scored as usual and the daemon keeps running.
@@ -29,7 +29,7 @@ it('an injected exception in preparation: INTERNAL_ERROR with a logged stack, on
   const byName = Object.fromEntries(rows.map((r) => [r.file_path.slice(station.captures.length + 1), r]));
   const log = daemon.output.split('\n').filter((l) => l.includes('internal error preparing'));
   const stacks = log.map((l) => (JSON.parse(l) as { stack?: string }).stack ?? '');
-  report('11 internal error in preparation', {
+  report('12 internal error in preparation', {
     rows: rows.length, reasons: Object.fromEntries(Object.entries(byName).map(([n, r]) => [n, r.reason])), log_lines: log.length,
     verdict: witness.verdicts().find((v) => v.file.endsWith('/buggy.tif'))?.reason,
   });
