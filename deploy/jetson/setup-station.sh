@@ -38,14 +38,13 @@ fi
 id xray-qc >/dev/null 2>&1 || useradd --system --home /var/lib/xray-qc --shell /usr/sbin/nologin xray-qc
 # GPU access on Jetson goes through the video group
 usermod -a -G video xray-qc
-install -d -o xray-qc -g xray-qc -m 0750 /var/lib/xray-qc /var/lib/xray-qc/models /var/lib/xray-qc/trt-cache
+install -d -o xray-qc -g xray-qc -m 0750 /var/lib/xray-qc /var/lib/xray-qc/models
 install -d -o xray-qc -g xray-qc -m 0750 /srv/xray/captures
 install -d -m 0755 /etc/xray-qc
 if [ ! -e /etc/xray-qc/config.yaml ]; then
   install -m 0640 -g xray-qc "$XRAY_QC_DIR/config.yaml" /etc/xray-qc/config.yaml
   echo "edit /etc/xray-qc/config.yaml: capture.dir /srv/xray/captures, model.dir /var/lib/xray-qc/models,"
-  echo "  database.path /var/lib/xray-qc/audit.db, model.providers [tensorrt, cuda, cpu],"
-  echo "  model.tensorrt.engine_cache_dir /var/lib/xray-qc/trt-cache, mqtt.url …"
+  echo "  database.path /var/lib/xray-qc/audit.db, model.providers [cuda, cpu], mqtt.url …"
 fi
 install -m 0644 "$XRAY_QC_DIR/deploy/systemd/xray-qc.service" /etc/systemd/system/xray-qc.service
 systemctl daemon-reload

@@ -7,6 +7,7 @@ import { defaultDemoDir, ensureDemoModel, writeDemoBackbone } from '../model/dem
 import { packBundle, PACK_DEFAULTS } from '../model/pack.js';
 import { OnnxModel } from '../infer/onnx-model.js';
 import { parseChoice, parseNumber, parseNumberList } from './options.js';
+import { registerQuantize } from './quantize.js';
 
 interface PackCli {
   onnx: string; out: string; name: string; version: number; conversion: Conversion; bounds?: number[];
@@ -18,7 +19,7 @@ interface PackCli {
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
 export function registerModel(program: Command): void {
-  const model = program.command('model').description('model bundles: pack, demo, keygen, golden, sign');
+  const model = program.command('model').description('model bundles: pack, demo, quantize, keygen, golden, sign');
 
   model
     .command('pack')
@@ -80,6 +81,8 @@ export function registerModel(program: Command): void {
       const dir = await ensureDemoModel(resolve(o.out ?? defaultDemoDir(variant)), variant);
       process.stdout.write(`${dir}\n`);
     });
+
+  registerQuantize(model);
 }
 
 async function readMetrics(path: string): Promise<Record<string, unknown>> {

@@ -38,11 +38,8 @@ export const ConfigSchema = z.strictObject({
     intra_op_threads: z.number().int().positive().optional(),
     intra_op_spinning: z.boolean().default(false),
     device_id: z.number().int().nonnegative().default(0),
-    tensorrt: z.strictObject({
-      fp16: z.boolean().default(true),
-      int8: z.boolean().default(false),
-      engine_cache_dir: z.string().min(1).nullable().default(null),
-    }).default({ fp16: true, int8: false, engine_cache_dir: null }),
+    /** Removed (issue 19): onnxruntime-node never passed these to TensorRT. Kept only to say so. */
+    tensorrt: z.unknown().optional(),
     /** Fall back to the previous model after this many consecutive inference failures. */
     fallback_after: z.number().int().positive().default(3),
   }),
@@ -143,6 +140,9 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
   const result = ConfigSchema.safeParse(raw ?? {});
   if (!result.success) throw new ConfigError(issueLines(result.error));
   const c = result.data;
+  if (c.model.tensorrt !== undefined) {
+    throw new ConfigError(['model.tensorrt: removed: onnxruntime-node passes only the device id to TensorRT, which then ignores its ORT_TENSORRT_* settings, so fp16, int8 and engine_cache_dir did nothing (docs/deploy.md); delete this section']);
+  }
   const base = dirname(source);
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
   const nullable = (p: string | null): string | null => (p === null ? null : abs(p));
@@ -154,7 +154,7 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
     ...c,
     source,
     capture: { ...c.capture, dir: abs(c.capture.dir) },
-    model: { ...c.model, dir: abs(c.model.dir), tensorrt: { ...c.model.tensorrt, engine_cache_dir: nullable(c.model.tensorrt.engine_cache_dir) } },
+    model: { ...c.model, dir: abs(c.model.dir) },
     database: { path: abs(c.database.path) },
     sync: c.sync ? { ...c.sync, url: c.sync.url.replace(/\/+$/, ''), trusted_keys: c.sync.trusted_keys.map(abs) } : null,
     mqtt: {

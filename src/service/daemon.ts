@@ -5,7 +5,6 @@ import { CaptureIntake } from '../capture/intake.js';
 import { EventBus } from '../events.js';
 import type { Model } from '../infer/model.js';
 import { OnnxModel } from '../infer/onnx-model.js';
-import { tensorrtEnvironment } from '../infer/providers.js';
 import { scoreFile } from '../infer/score.js';
 import { cleanStaging, holdsNoModel } from '../model/repository.js';
 import type { StationEvents } from '../pipeline/messages.js';
@@ -151,8 +150,6 @@ export class Daemon {
     try {
       if (isRepository && c.sync) await mkdir(repo, { recursive: true }); // sync installs into it
       if (isRepository && existsSync(repo)) await cleanStaging(repo); // what a crash mid-download left behind
-      // TensorRT reads its settings from the environment when a session is created (D19; issue 19 checks this).
-      Object.assign(process.env, tensorrtEnvironment(c.model.providers, c.model.tensorrt));
       if (c.sync && (await holdsNoModel(repo))) {
         // a fresh station: start, keep captures queued, and score them once sync installs a model
         this.logger.warn({ dir: repo, sync: c.sync.url }, 'no model yet: waiting for the first one from model sync');
