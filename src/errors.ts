@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   SYNC_LOAD_FAILED: 'The offered model does not load (ONNX Runtime, graph mismatch).',
   SYNC_ACTIVATE_FAILED: 'The offered model loaded but could not be made active (e.g. the repository could not be written).',
   SYNC_GOLDEN_MISMATCH: "The offered model's scores of its golden samples differ from the manifest's.",
+  LABEL_INVALID: 'A label, label CSV line or inspection reference that does not parse or names nothing (one line naming it; nothing imported).',
   QUANTIZE_INVALID_INPUT: '`model quantize` was given a bundle it cannot quantise (already quantised, unknown operators, opset < 13) or no usable captures.',
   QUANTIZE_NOT_FUSED: 'ONNX Runtime did not fuse every quantised convolution into QLinearConv: the int8 model would not be faster.',
   QUANTIZE_DISAGREES: "The int8 model's verdicts or scores differ from the fp32 model's beyond the limits on held-out captures.",

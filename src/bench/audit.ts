@@ -7,6 +7,7 @@ import { CaptureWatcher } from '../capture/watcher.js';
 import { openDatabase, openDatabaseReadOnly } from '../record/database.js';
 import type { AuditRecord } from '../pipeline/messages.js';
 import { Store } from '../record/store.js';
+import { accuracy } from '../audit/accuracy.js';
 
 /**
  * `npm run bench:audit`: the audit queries at 1,000,000 inspection rows, and the start-up
@@ -25,7 +26,7 @@ function row(i: number, t0: number): AuditRecord {
     width: 1145, height: 2072, captured_at: at, scored_at: at, verdict, reason: ok ? (verdict === 'flag' ? 'anomaly' : 'normal') : 'TIFF_TRUNCATED',
     p_abnormal: ok ? (i % 1000) / 1000 : null, threshold: 0.5, model_name: 'electrode-resnet34', model_version: 1 + Math.floor(i / 250_000), model_sha256: 'ab'.repeat(32), bundle_sha256: 'cd'.repeat(32),
     conversion: 'global', bounds_min: 1700, bounds_max: 2800, local_min: null, local_max: null, decode_ms: 20, preprocess_ms: 22, infer_ms: 1400,
-    total_ms: ok ? 1400 + (i % 300) : null, error_code: ok ? null : 'TIFF_TRUNCATED', error_message: ok ? null : 'cut short',
+    total_ms: ok ? 1400 + (i % 300) : null, error_code: ok ? null : 'TIFF_TRUNCATED', error_message: ok ? null : 'cut short', bundle: `B${Math.floor(i / 10)}`, part_id: `P-${i}`,
   };
 }
 
@@ -42,6 +43,16 @@ async function main(): Promise<void> {
     db.transaction(() => { for (let i = start; i < Math.min(N, start + 50_000); i++) store.record(row(i, t0), 'x/verdict'); })();
   }
   db.exec('DELETE FROM outbox');
+  // 100,000 labels: every 10th inspection, a tenth of them corrected once more
+  db.transaction(() => {
+    const ids = db.prepare('SELECT id, verdict FROM inspections WHERE seq % 10 = 0').all() as Array<{ id: string; verdict: string }>;
+    const add = db.prepare("INSERT INTO labels (inspection_id, label, labelled_by, note, source, labelled_at, recorded_at) VALUES (?, ?, 'qe', NULL, 'bench', ?, ?)");
+    const at = new Date().toISOString();
+    ids.forEach((r, k) => {
+      add.run(r.id, k % 7 === 0 ? 'abnormal' : 'normal', at, at);
+      if (k % 10 === 0) add.run(r.id, 'abnormal', at, at);
+    });
+  })();
   db.close();
   console.log(`filled ${N} rows in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   const ro = openDatabaseReadOnly(dbPath);
@@ -55,6 +66,10 @@ async function main(): Promise<void> {
   console.log(`| audit summary --since <one day> | ${time(() => summary(ro, { since: lastDay })).toFixed(1)} |`);
   console.log(`| audit summary --since <one day> --by hour | ${time(() => summary(ro, { since: lastDay }, 'hour')).toFixed(1)} |`);
   console.log(`| audit list --verdict flag --limit 100 | ${time(() => listInspections(ro, { verdict: 'flag' }, 100)).toFixed(1)} |`);
+  const lastMonth = new Date(t0 + (N - 1) * 3000 - 30 * 86_400_000).toISOString();
+  const labels = (ro.prepare('SELECT count(*) AS n FROM labels').get() as { n: number }).n;
+  console.log(`| audit accuracy --by bundle --since <30 days> (${labels} labels) | ${time(() => accuracy(ro, { by: 'bundle', since: lastMonth, uncertain: 'flag' })).toFixed(1)} |`);
+  console.log(`| audit accuracy --by day --since <30 days> | ${time(() => accuracy(ro, { by: 'day', since: lastMonth, uncertain: 'flag' })).toFixed(1)} |`);
   ro.close();
 
   // 10,000 files waiting at start, 5,000 of them already audited

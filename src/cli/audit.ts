@@ -1,28 +1,10 @@
-import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { displayName } from '../capture/names.js';
 import { exportInspections, listInspections, showInspection, summary, type Filter, type GroupBy, type InspectionRow } from '../audit/queries.js';
-import { openDatabaseReadOnly, type Db } from '../record/database.js';
-import { loadConfig } from '../service/config.js';
+import type { Db } from '../record/database.js';
+import { csvCell, iso, openDb, type DbOptions } from './db.js';
 import { parseChoice, parseNumber } from './options.js';
-
-interface DbOptions { db?: string; config: string }
-
-function openDb(o: DbOptions): Db {
-  const path = o.db ?? loadConfig(o.config).database.path;
-  try {
-    return openDatabaseReadOnly(path);
-  } catch (err) {
-    // SQLite's own message ("unable to open database file") does not say which file
-    throw new Error(`${path}: ${existsSync(path) ? (err as Error).message : 'no such audit database'}`);
-  }
-}
-
-function iso(value: string): string {
-  const t = Date.parse(value);
-  if (Number.isNaN(t)) throw new Error(`not a date/time: ${value}`);
-  return new Date(t).toISOString();
-}
+import { registerAccuracy } from './quality.js';
 
 function filter(o: { since?: string; until?: string; verdict?: Filter['verdict'] }): Filter {
   return { since: o.since ? iso(o.since) : undefined, until: o.until ? iso(o.until) : undefined, verdict: o.verdict };
@@ -31,14 +13,9 @@ function filter(o: { since?: string; until?: string; verdict?: Filter['verdict']
 const CSV_COLUMNS = [
   'seq', 'id', 'station_id', 'file_path', 'file_sha256', 'file_bytes', 'width', 'height', 'captured_at', 'scored_at', 'verdict',
   'reason', 'p_abnormal', 'threshold', 'model_name', 'model_version', 'model_sha256', 'bundle_sha256', 'conversion', 'bounds_min', 'bounds_max',
-  'local_min', 'local_max', 'decode_ms', 'preprocess_ms', 'infer_ms', 'total_ms', 'error_code', 'error_message', 'published_at',
+  'local_min', 'local_max', 'decode_ms', 'preprocess_ms', 'infer_ms', 'total_ms', 'error_code', 'error_message', 'published_at', 'bundle',
+  'part_id',
 ];
-
-function csvCell(v: unknown): string {
-  if (v === null || v === undefined) return '';
-  const s = String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
 
 function withDb(o: DbOptions, f: (db: Db) => void): void {
   const db = openDb(o);
@@ -108,6 +85,8 @@ export function registerAudit(program: Command): void {
         }
       });
     });
+
+  registerAccuracy(sub, dbOpts);
 
   sub('export').description('every inspection, oldest first')
     .option('--format <f>', 'csv|jsonl', parseChoice(['csv', 'jsonl'] as const), 'csv')

@@ -3,6 +3,7 @@ import { XrayError } from '../errors.js';
 import { registerAudit } from './audit.js';
 import { registerDemo } from './demo.js';
 import { registerModel } from './model.js';
+import { registerQuality } from './quality.js';
 import { registerSyncCommands } from './registry.js';
 import { registerScoring } from './score.js';
 import { registerRun, packageVersion } from './run.js';
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerScoring(program);
   registerAudit(program);
+  registerQuality(program);
   registerTools(program);
   registerModel(program);
   registerSyncCommands(program);

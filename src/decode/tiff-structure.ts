@@ -98,6 +98,15 @@ export function readIntegerTag(bytes: Uint8Array, structure: TiffStructure, tag:
   return out;
 }
 
+/** An ASCII tag's text (type 2; up to its first NUL, at most 4096 bytes), or undefined when absent or not ASCII. */
+export function readAsciiTag(bytes: Uint8Array, structure: TiffStructure, tag: number): string | undefined {
+  const entry = structure.tags.get(tag);
+  if (!entry || entry.type !== 2) return undefined;
+  const raw = bytes.subarray(entry.valueAt, entry.valueAt + Math.min(entry.count, 4096));
+  const end = raw.indexOf(0);
+  return new TextDecoder('latin1').decode(end >= 0 ? raw.subarray(0, end) : raw);
+}
+
 function isByteOrderMark(bytes: Uint8Array): boolean {
   return (bytes[0] === 0x49 && bytes[1] === 0x49) || (bytes[0] === 0x4d && bytes[1] === 0x4d);
 }

@@ -1,7 +1,7 @@
 import { getDecoder } from 'geotiff';
 import { XrayError, toXrayError } from '../errors.js';
 import { canDecodeInto, LzwBlockDecoder, registerCodecs } from './codecs.js';
-import { checkTiffStructure, readIntegerTag, type TiffStructure } from './tiff-structure.js';
+import { checkTiffStructure, readAsciiTag, readIntegerTag, type TiffStructure } from './tiff-structure.js';
 import { DecodeKernels } from './kernels.js';
 import type { WasmPredictor } from './predictor-wasm.js';
 
@@ -10,6 +10,8 @@ export interface Gray16Image {
   width: number;
   height: number;
   data: Uint16Array;
+  /** The first page's ImageDescription (270) and DocumentName (269), where the writer set them. */
+  text?: { imageDescription?: string; documentName?: string };
 }
 
 export interface DecodeOptions {
@@ -168,7 +170,9 @@ export async function decodeTiff(bytes: Uint8Array, options: DecodeOptions = {},
   if (photometric === 0) {
     for (let i = 0; i < out.length; i++) out[i] = 65535 - out[i];
   }
-  return { width, height, data: out };
+  const imageDescription = readAsciiTag(bytes, structure, 270);
+  const documentName = readAsciiTag(bytes, structure, 269);
+  return { width, height, data: out, text: { ...(imageDescription ? { imageDescription } : {}), ...(documentName ? { documentName } : {}) } };
 }
 
 type Directory = Map<string, number[]>;

@@ -48,6 +48,8 @@ export interface PreparedOk {
   localBounds: { min: number; max: number } | null;
   decodeMs: number;
   preprocessMs: number;
+  /** The TIFF's ImageDescription and DocumentName, where set (capture.fields may read them). */
+  text?: { imageDescription?: string; documentName?: string };
 }
 
 export interface PreparedFailed {
@@ -133,7 +135,13 @@ export interface AuditRecord {
   total_ms: number | null;
   error_code: string | null;
   error_message: string | null;
+  /** The production bundle and part (capture.fields), or null. */
+  bundle: string | null;
+  part_id: string | null;
 }
+
+/** A capture's production bundle and part id (capture.fields), null where unknown. */
+export interface PartFields { bundle: string | null; part: string | null }
 
 /** Where a station fault comes from; each source has at most one fault at a time. */
 export type FaultSource = 'start' | 'record' | 'queue' | 'capture-folder' | 'model';

@@ -28,7 +28,7 @@ export async function prepareCapture(file: string, preprocessor: Preprocessor, d
     const pre = preprocessor.run(image, tensor);
     const t2 = performance.now();
     return { ok: true, file, stat: stat(capture), sha256, width: image.width, height: image.height, tensor: pre.tensor,
-      localBounds: pre.localBounds, decodeMs: t1 - t0, preprocessMs: t2 - t1 };
+      localBounds: pre.localBounds, decodeMs: t1 - t0, preprocessMs: t2 - t1, ...(image.text && Object.keys(image.text).length ? { text: image.text } : {}) };
   } catch (err) {
     const e = toXrayError(err, 'INTERNAL_ERROR');
     const stack = e.code === 'INTERNAL_ERROR' && err instanceof Error ? err.stack : undefined;

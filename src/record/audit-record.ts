@@ -1,11 +1,11 @@
 import type { Bundle } from '../model/bundle.js';
-import type { AuditRecord, PreparedCapture, QueuedCapture, Scored } from '../pipeline/messages.js';
+import type { AuditRecord, PartFields, PreparedCapture, QueuedCapture, Scored } from '../pipeline/messages.js';
 
 /**
  * The audit row for one capture: what was read, with which model and bounds, the verdict, and
  * either its score and timings or its error.
  */
-export function auditRecord(stationId: string, capture: QueuedCapture, bundle: Bundle, prepared: PreparedCapture, scored: Scored, scoredAt: Date): AuditRecord {
+export function auditRecord(stationId: string, capture: QueuedCapture, bundle: Bundle, prepared: PreparedCapture, scored: Scored, scoredAt: Date, fields: PartFields = { bundle: null, part: null }): AuditRecord {
   const m = bundle.manifest;
   // What could not be read (a FIFO, a dangling link, a link out of the folder) keeps the stat the
   // watcher queued it with: the identity a rescan or restart checks, so it is recorded once.
@@ -26,6 +26,8 @@ export function auditRecord(stationId: string, capture: QueuedCapture, bundle: B
     conversion: m.preprocess.conversion,
     bounds_min: m.preprocess.bounds?.min ?? null,
     bounds_max: m.preprocess.bounds?.max ?? null,
+    bundle: fields.bundle,
+    part_id: fields.part,
   };
   if (scored.verdict === 'error') {
     return {

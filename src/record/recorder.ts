@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { EventBus } from '../events.js';
 import type { Bundle } from '../model/bundle.js';
-import type { PreparedCapture, QueuedCapture, Scored, StationEvents } from '../pipeline/messages.js';
+import type { PartFields, PreparedCapture, PreparedOk, QueuedCapture, Scored, StationEvents } from '../pipeline/messages.js';
 import { auditRecord } from './audit-record.js';
 import type { Store } from './store.js';
 
@@ -12,8 +12,12 @@ import type { Store } from './store.js';
  */
 export class Recorder {
   readonly counts = { pass: 0, flag: 0, error: 0 };
+  /** Captures whose path (and text) gave no bundle or part although capture.fields asks for them. */
+  unmatched = 0;
 
   constructor(
+    /** Where the bundle and part come from (capture/fields.ts), or null when capture.fields is off. */
+    private readonly fields: { read(file: string, text?: PreparedOk['text']): PartFields } | null,
     private readonly stationId: string,
     private readonly verdictTopic: string,
     private readonly store: Store,
@@ -23,7 +27,9 @@ export class Recorder {
 
   /** Throws when the database refuses (the capture then stays queued). */
   record(capture: QueuedCapture, bundle: Bundle, prepared: PreparedCapture, scored: Scored): void {
-    const { seq } = this.store.record(auditRecord(this.stationId, capture, bundle, prepared, scored, new Date()), this.verdictTopic);
+    const fields = this.fields?.read(capture.file, prepared.ok ? prepared.text : undefined);
+    if (fields && fields.bundle === null && fields.part === null) this.unmatched++;
+    const { seq } = this.store.record(auditRecord(this.stationId, capture, bundle, prepared, scored, new Date(), fields), this.verdictTopic);
     this.counts[scored.verdict]++;
     const ok = scored.verdict !== 'error';
     this.logger.info(

@@ -101,4 +101,22 @@ export const MIGRATIONS: string[] = [
     previous       TEXT                  -- the bundle folder that served before, if any
   );
   `,
+  // 4: the quality loop: the production bundle and part of each capture (capture.fields), and
+  // operators' labels, append-only (an inspection's label is its latest row)
+  `
+  ALTER TABLE inspections ADD COLUMN bundle TEXT;
+  ALTER TABLE inspections ADD COLUMN part_id TEXT;
+  CREATE INDEX inspections_bundle ON inspections (bundle, scored_at);
+  CREATE TABLE labels (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    inspection_id  TEXT NOT NULL REFERENCES inspections (id),
+    label          TEXT NOT NULL CHECK (label IN ('normal', 'abnormal')),
+    labelled_by    TEXT,
+    note           TEXT,
+    source         TEXT NOT NULL,        -- cli, import:<file>, mqtt
+    labelled_at    TEXT NOT NULL,        -- when the human decided (given, or when recorded)
+    recorded_at    TEXT NOT NULL
+  );
+  CREATE INDEX labels_inspection ON labels (inspection_id, id);
+  `,
 ];

@@ -11,6 +11,9 @@ export interface VerdictMessage extends Pick<AuditRecord, 'station_id' | 'captur
   model: { name: string; version: number; sha256: string; bundle_sha256: string | null } | null;
   latency_ms: number | null;
   error: { code: string; message: string } | null;
+  /** The production bundle and part id (capture.fields), null when unknown. */
+  bundle: string | null;
+  part: string | null;
 }
 
 export interface OutboxRow { seq: number; topic: string; payload: string }
@@ -18,7 +21,8 @@ export interface OutboxRow { seq: number; topic: string; payload: string }
 const COLUMNS = [
   'id', 'station_id', 'file_path', 'file_sha256', 'file_bytes', 'file_mtime_ms', 'width', 'height', 'captured_at', 'scored_at',
   'verdict', 'reason', 'p_abnormal', 'threshold', 'model_name', 'model_version', 'model_sha256', 'bundle_sha256', 'conversion', 'bounds_min',
-  'bounds_max', 'local_min', 'local_max', 'decode_ms', 'preprocess_ms', 'infer_ms', 'total_ms', 'error_code', 'error_message',
+  'bounds_max', 'local_min', 'local_max', 'decode_ms', 'preprocess_ms', 'infer_ms', 'total_ms', 'error_code', 'error_message', 'bundle',
+  'part_id',
 ];
 
 export function verdictMessage(row: AuditRecord & { id: string; seq: number }): VerdictMessage {
@@ -37,6 +41,8 @@ export function verdictMessage(row: AuditRecord & { id: string; seq: number }): 
       ? { name: row.model_name, version: row.model_version, sha256: row.model_sha256, bundle_sha256: row.bundle_sha256 } : null,
     latency_ms: row.total_ms,
     error: row.error_code ? { code: row.error_code, message: row.error_message ?? '' } : null,
+    bundle: row.bundle,
+    part: row.part_id,
   };
 }
 

@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_MAX_PIXELS } from '../decode/tiff.js';
+import { fieldPatternProblem } from '../capture/fields.js';
 import type { ErrorCode } from '../errors.js';
 import { PROVIDERS } from '../infer/messages.js';
 import type { ModelOptions } from '../infer/model.js';
@@ -31,6 +32,14 @@ export const ConfigSchema = z.strictObject({
     rescan_s: z.number().min(0.2).max(86_400).default(60),
     /** How far below the daemon's CPU priority decoding + preprocessing run (niceness steps). */
     prepare_niceness: z.number().int().min(0).max(19).default(10),
+    /** Where each capture's production bundle and part id come from (docs/quality.md). */
+    fields: z.strictObject({
+      path: z.string().min(1).nullable().default(null).superRefine((p, ctx) => {
+        const why = p === null ? null : fieldPatternProblem(p);
+        if (why) ctx.addIssue({ code: 'custom', message: why });
+      }),
+      tags: z.boolean().default(false),
+    }).default({ path: null, tags: false }),
   }),
   model: z.strictObject({
     dir: z.string().min(1),

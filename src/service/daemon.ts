@@ -111,7 +111,7 @@ export class Daemon {
     const inject = process.env[INJECT_PREPARE_FAULT];
     const path = new CapturePath({
       stationId: c.station_id, verdictTopic: publisher.topics.verdict, captureDir: c.capture.dir, followSymlinks: c.capture.follow_symlinks,
-      incompleteGraceMs: c.capture.incomplete_grace_ms, prepare: { ...prepareOptions(c), ...(inject ? { inject: { throwOnNameContaining: inject } } : {}) },
+      incompleteGraceMs: c.capture.incomplete_grace_ms, fields: c.capture.fields, prepare: { ...prepareOptions(c), ...(inject ? { inject: { throwOnNameContaining: inject } } : {}) },
     }, store, this.logger, this.events, initial);
     this.path = path;
     this.events.on('capture.queued', () => path.loop.wake());

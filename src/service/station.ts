@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Confinement } from '../capture/confine.js';
+import { FieldReader, type FieldSettings } from '../capture/fields.js';
 import type { Component, EventBus } from '../events.js';
 import type { Model } from '../infer/model.js';
 import { scorePrepared } from '../infer/score.js';
@@ -17,6 +18,7 @@ export interface CapturePathSettings {
   followSymlinks: boolean;
   incompleteGraceMs: number;
   prepare: PrepareStageOptions;
+  fields: FieldSettings;
 }
 
 /**
@@ -33,7 +35,8 @@ export class CapturePath implements Component {
 
   constructor(private readonly settings: CapturePathSettings, store: Store, logger: Logger, events: EventBus<StationEvents>, initial: Model | null) {
     this.prepare = new PrepareStage(settings.prepare);
-    this.recorder = new Recorder(settings.stationId, settings.verdictTopic, store, logger, events);
+    const fields = new FieldReader(settings.captureDir, settings.fields);
+    this.recorder = new Recorder(fields.enabled ? fields : null, settings.stationId, settings.verdictTopic, store, logger, events);
     const stage = this.prepare;
     const stages: LoopStages<Model> = {
       queued: (n) => store.queueHead(n),

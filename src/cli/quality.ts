@@ -1,0 +1,131 @@
+import { readFileSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { accuracy, reviewList, type AccuracyGroup, type AccuracyRow } from '../audit/accuracy.js';
+import { XrayError } from '../errors.js';
+import { openDatabase, type Db } from '../record/database.js';
+import { importLabels, listLabels, setLabel } from '../record/labels.js';
+import { loadConfig } from '../service/config.js';
+import { csvCell, iso, openDb, type DbOptions } from './db.js';
+import { parseChoice, parseNumber } from './options.js';
+
+/** The quality loop's commands: `audit accuracy`, `review list`, `label set|import|list` (docs/quality.md). */
+
+const ACCURACY_COLUMNS: Array<keyof AccuracyRow> = ['group', 'n', 'errors', 'uncertain_excluded', 'labelled', 'tp', 'fp', 'tn', 'fn', 'tpr', 'tnr', 'balanced_accuracy', 'label_coverage', 'review_backlog'];
+
+function cell(v: unknown, digits = 4): string {
+  return v === null || v === undefined ? '-' : typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(digits) : String(v);
+}
+
+function writeAccuracy(rows: AccuracyRow[], format: 'table' | 'csv' | 'json' | 'md'): void {
+  if (format === 'json') {
+    for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
+    return;
+  }
+  if (format === 'csv') {
+    process.stdout.write(`${ACCURACY_COLUMNS.join(',')}\n`);
+    for (const r of rows) process.stdout.write(`${ACCURACY_COLUMNS.map((c) => csvCell(r[c])).join(',')}\n`);
+    return;
+  }
+  const head = ['group', 'n', 'labelled', 'TP', 'FP', 'TN', 'FN', 'TPR', 'TNR', 'BA %', 'errors', 'coverage', 'backlog'];
+  const body = rows.map((r) => [r.group, r.n, r.labelled, r.tp, r.fp, r.tn, r.fn, r.tpr, r.tnr, r.balanced_accuracy === null ? null : Number(r.balanced_accuracy.toFixed(2)), r.errors, r.label_coverage, r.review_backlog].map((v) => cell(v, 3)));
+  if (format === 'md') {
+    process.stdout.write(`| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|\n`);
+    for (const b of body) process.stdout.write(`| ${b.join(' | ')} |\n`);
+    return;
+  }
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const fmt = (cols: string[]): string => cols.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  process.stdout.write(`${fmt(head)}\n`);
+  for (const b of body) process.stdout.write(`${fmt(b)}\n`);
+}
+
+export function registerAccuracy(sub: (name: string) => Command, dbOpts: (cmd: Command) => DbOptions): void {
+  sub('accuracy').description("balanced accuracy of the labelled verdicts per group, and pooled (the paper's Table 1 rules)")
+    .option('--by <group>', 'bundle|model|day|week|month', parseChoice(['bundle', 'model', 'day', 'week', 'month'] as const), 'bundle')
+    .option('--since <iso>').option('--until <iso>')
+    .option('--model <name[:version]>', 'only this model')
+    .option('--uncertain <how>', 'flag (an uncertain verdict counts as abnormal predicted) | exclude', parseChoice(['flag', 'exclude'] as const), 'flag')
+    .option('--format <f>', 'table|csv|json|md', parseChoice(['table', 'csv', 'json', 'md'] as const), 'table')
+    .action(function (this: Command, o: { by: AccuracyGroup; since?: string; until?: string; model?: string; uncertain: 'flag' | 'exclude'; format: 'table' | 'csv' | 'json' | 'md' }) {
+      const db = openDb(dbOpts(this));
+      try {
+        writeAccuracy(accuracy(db, { ...o, since: o.since ? iso(o.since) : undefined, until: o.until ? iso(o.until) : undefined }), o.format);
+      } finally {
+        db.close();
+      }
+    });
+}
+
+function writableDb(o: DbOptions): Db {
+  return openDatabase(o.db ?? loadConfig(o.config).database.path);
+}
+
+/** LABEL_INVALID is the user's input: one line, exit 2. */
+function labelAction<A extends unknown[]>(f: (this: Command, ...args: A) => void): (this: Command, ...args: A) => void {
+  return function (this: Command, ...args: A) {
+    try {
+      f.apply(this, args);
+    } catch (err) {
+      if (!(err instanceof XrayError && err.code === 'LABEL_INVALID')) throw err;
+      process.stderr.write(`xray-qc label: ${err.code}: ${err.message}\n`);
+      process.exitCode = 2;
+    }
+  };
+}
+
+export function registerQuality(program: Command): void {
+  const withDb = (cmd: Command): Command => cmd.option('--config <file>', 'station configuration (for database.path)', 'config.yaml').option('--db <file>', 'the audit database (overrides --config)');
+  const label = program.command('label').description("operators' labels of inspected parts (append-only; an inspection's label is its latest)");
+  withDb(label.command('set').description('label one inspection: REF is an inspection id, seq:N or file:PATH (its latest inspection)'))
+    .argument('<ref>').argument('<label>', 'normal|abnormal')
+    .option('--by <name>', 'who decided').option('--note <text>', 'what was found')
+    .action(labelAction(function (this: Command, ref: string, value: string, o: { by?: string; note?: string }) {
+      const db = writableDb(this.opts<DbOptions>());
+      try {
+        const r = setLabel(db, { ref, label: value, by: o.by, note: o.note, source: 'cli' });
+        process.stdout.write(`${JSON.stringify({ inspection: r.inspection, label: value, added: r.added })}\n`);
+      } finally {
+        db.close();
+      }
+    }));
+  withDb(label.command('import').description('labels from a CSV (columns id or file, label; optional by, note, labelled_at); all or nothing; importing it again changes nothing'))
+    .argument('<file.csv>')
+    .action(labelAction(function (this: Command, file: string) {
+      const db = writableDb(this.opts<DbOptions>());
+      try {
+        let text: string;
+        try {
+          text = readFileSync(file, 'utf8');
+        } catch (err) {
+          throw new XrayError('LABEL_INVALID', `${file}: ${(err as Error).message}`);
+        }
+        const r = importLabels(db, text, `import:${basename(resolve(file))}`);
+        process.stdout.write(`${JSON.stringify({ file, ...r })}\n`);
+      } finally {
+        db.close();
+      }
+    }));
+  withDb(label.command('list').description('the latest labels, newest first'))
+    .option('--limit <n>', 'at most n rows', parseNumber(1, 1e7, true), 50)
+    .action(function (this: Command, o: { limit: number }) {
+      const db = openDb(this.opts<DbOptions>());
+      try {
+        for (const r of listLabels(db, o.limit)) process.stdout.write(`${JSON.stringify(r)}\n`);
+      } finally {
+        db.close();
+      }
+    });
+  withDb(program.command('review').description('what waits for a human').command('list').description('flags and uncertain verdicts (or --verdict), oldest first'))
+    .option('--unlabelled', 'only those without a label')
+    .option('--verdict <v>', 'flag|uncertain|pass', parseChoice(['flag', 'uncertain', 'pass'] as const))
+    .option('--limit <n>', 'at most n rows', parseNumber(1, 1e7, true), 50)
+    .action(function (this: Command, o: { unlabelled?: boolean; verdict?: 'flag' | 'uncertain' | 'pass'; limit: number }) {
+      const db = openDb(this.opts<DbOptions>());
+      try {
+        for (const r of reviewList(db, { unlabelled: !!o.unlabelled, verdict: o.verdict, limit: o.limit })) process.stdout.write(`${JSON.stringify(r)}\n`);
+      } finally {
+        db.close();
+      }
+    });
+}
