@@ -66,7 +66,7 @@ class Rig {
           return { ...base, ok: false, error: { code: 'INTERNAL_ERROR', message: err.message, stack: err.stack } };
         }
         if (how === 'truncated') return { ...base, ok: false, error: { code: 'TIFF_TRUNCATED', message: 'cut short' } };
-        return { ...base, ok: true, width: 4, height: 4, tensor: new Float32Array(1), localBounds: null, decodeMs: 1, preprocessMs: 1 };
+        return { ...base, ok: true, width: 4, height: 4, tensor: new Float32Array(1), localBounds: null, decodeMs: 1, preprocessMs: 1, stats: { clipLow: null, clipHigh: null, p0_01: 0, p50: 0, p99_99: 0 } };
       },
       release: (p) => this.released.push(p.file),
       score: (p, model) => {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { accuracy, reviewList, type AccuracyGroup, type AccuracyRow } from '../audit/accuracy.js';
+import { driftReport } from '../audit/drift.js';
 import { XrayError } from '../errors.js';
 import { openDatabase, type Db } from '../record/database.js';
 import { importLabels, listLabels, setLabel } from '../record/labels.js';
@@ -41,6 +42,18 @@ function writeAccuracy(rows: AccuracyRow[], format: 'table' | 'csv' | 'json' | '
 }
 
 export function registerAccuracy(sub: (name: string) => Command, dbOpts: (cmd: Command) => DbOptions): void {
+  sub('drift').description("what the conversion saw per day or bundle (clipped fractions, percentiles) beside the model's bounds")
+    .option('--by <group>', 'day|bundle', parseChoice(['day', 'bundle'] as const), 'day')
+    .option('--since <iso>').option('--until <iso>')
+    .action(function (this: Command, o: { by: 'day' | 'bundle'; since?: string; until?: string }) {
+      const db = openDb(dbOpts(this));
+      try {
+        for (const r of driftReport(db, { by: o.by, since: o.since ? iso(o.since) : undefined, until: o.until ? iso(o.until) : undefined })) process.stdout.write(`${JSON.stringify(r)}\n`);
+      } finally {
+        db.close();
+      }
+    });
+
   sub('accuracy').description("balanced accuracy of the labelled verdicts per group, and pooled (the paper's Table 1 rules)")
     .option('--by <group>', 'bundle|model|day|week|month', parseChoice(['bundle', 'model', 'day', 'week', 'month'] as const), 'bundle')
     .option('--since <iso>').option('--until <iso>')

@@ -50,7 +50,12 @@ export interface PreparedOk {
   preprocessMs: number;
   /** The TIFF's ImageDescription and DocumentName, where set (capture.fields may read them). */
   text?: { imageDescription?: string; documentName?: string };
+  /** What the conversion saw (drift): clipped fractions and percentiles of the 16-bit values. */
+  stats: IntensityStats;
 }
+
+/** Fractions of pixels below / above the model's global bounds (null without bounds) and percentiles 0.01, 50, 99.99. */
+export interface IntensityStats { clipLow: number | null; clipHigh: number | null; p0_01: number; p50: number; p99_99: number }
 
 export interface PreparedFailed {
   ok: false;
@@ -138,6 +143,11 @@ export interface AuditRecord {
   /** The production bundle and part (capture.fields), or null. */
   bundle: string | null;
   part_id: string | null;
+  clip_low: number | null;
+  clip_high: number | null;
+  p0_01: number | null;
+  p50: number | null;
+  p99_99: number | null;
 }
 
 /** A capture's production bundle and part id (capture.fields), null where unknown. */
@@ -151,7 +161,9 @@ export interface StationEvents {
   /** A capture was put in the queue. */
   'capture.queued': { file: string };
   /** An audit row and its outbox message were committed. */
-  'verdict.recorded': { seq: number; file: string; verdict: Scored['verdict']; reason: Scored['reason']; bundleSha256: string };
+  'verdict.recorded': { seq: number; file: string; verdict: Scored['verdict']; reason: Scored['reason']; bundleSha256: string; stats: IntensityStats | null };
+  /** A warning of one source began (`message`) or ended (null): the status topic's `warnings`. */
+  'warning.changed': { source: 'drift'; message: string | null };
   /** A fault of one source began (`message`) or ended (null). */
   'fault.changed': { source: FaultSource; message: string | null };
   /** A model became the serving one (at start, by sync, an operator or the fallback); `previous`: the folder it replaced. */

@@ -9,6 +9,8 @@ export interface StatusInfo {
   queue: number;
   /** A station fault the line should know about (e.g. the database is full), or null. */
   error: string | null;
+  /** Conditions that are no fault (drift). */
+  warnings: string[];
 }
 
 export type StationState = 'online' | 'offline' | 'stopped';
@@ -228,7 +230,7 @@ export class Publisher implements Component {
     const s = this.status();
     // `since`: when this state began — the connection for online/offline, now for stopped.
     const since = state === 'stopped' ? new Date().toISOString() : this.since;
-    return JSON.stringify({ state, since, model: s.model, queue: s.queue, error: s.error, version: this.version });
+    return JSON.stringify({ state, since, model: s.model, queue: s.queue, error: s.error, warnings: s.warnings, version: this.version });
   }
 
   private async flush(): Promise<void> {

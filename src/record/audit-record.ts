@@ -28,6 +28,11 @@ export function auditRecord(stationId: string, capture: QueuedCapture, bundle: B
     bounds_max: m.preprocess.bounds?.max ?? null,
     bundle: fields.bundle,
     part_id: fields.part,
+    clip_low: prepared.ok ? prepared.stats.clipLow : null,
+    clip_high: prepared.ok ? prepared.stats.clipHigh : null,
+    p0_01: prepared.ok ? prepared.stats.p0_01 : null,
+    p50: prepared.ok ? prepared.stats.p50 : null,
+    p99_99: prepared.ok ? prepared.stats.p99_99 : null,
   };
   if (scored.verdict === 'error') {
     return {

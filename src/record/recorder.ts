@@ -37,6 +37,6 @@ export class Recorder {
       'capture scored',
     );
     if (!ok) this.store.event('error', `${capture.file}: ${scored.error.code}: ${scored.error.message}`, { seq });
-    this.events.emit('verdict.recorded', { seq, file: capture.file, verdict: scored.verdict, reason: scored.reason, bundleSha256: bundle.manifestSha256 });
+    this.events.emit('verdict.recorded', { seq, file: capture.file, verdict: scored.verdict, reason: scored.reason, bundleSha256: bundle.manifestSha256, stats: prepared.ok ? prepared.stats : null });
   }
 }

@@ -101,11 +101,16 @@ export const MIGRATIONS: string[] = [
     previous       TEXT                  -- the bundle folder that served before, if any
   );
   `,
-  // 4: the quality loop: the production bundle and part of each capture (capture.fields), and
-  // operators' labels, append-only (an inspection's label is its latest row)
+  // 4: the quality loop: the production bundle and part of each capture (capture.fields), what
+  // its conversion saw (drift), and operators' labels, append-only (an inspection's label is its latest row)
   `
   ALTER TABLE inspections ADD COLUMN bundle TEXT;
   ALTER TABLE inspections ADD COLUMN part_id TEXT;
+  ALTER TABLE inspections ADD COLUMN clip_low REAL;     -- drift: fractions below / above the global bounds
+  ALTER TABLE inspections ADD COLUMN clip_high REAL;
+  ALTER TABLE inspections ADD COLUMN p0_01 REAL;        -- percentiles of the 16-bit values
+  ALTER TABLE inspections ADD COLUMN p50 REAL;
+  ALTER TABLE inspections ADD COLUMN p99_99 REAL;
   CREATE INDEX inspections_bundle ON inspections (bundle, scored_at);
   CREATE TABLE labels (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -22,7 +22,7 @@ const COLUMNS = [
   'id', 'station_id', 'file_path', 'file_sha256', 'file_bytes', 'file_mtime_ms', 'width', 'height', 'captured_at', 'scored_at',
   'verdict', 'reason', 'p_abnormal', 'threshold', 'model_name', 'model_version', 'model_sha256', 'bundle_sha256', 'conversion', 'bounds_min',
   'bounds_max', 'local_min', 'local_max', 'decode_ms', 'preprocess_ms', 'infer_ms', 'total_ms', 'error_code', 'error_message', 'bundle',
-  'part_id',
+  'part_id', 'clip_low', 'clip_high', 'p0_01', 'p50', 'p99_99',
 ];
 
 export function verdictMessage(row: AuditRecord & { id: string; seq: number }): VerdictMessage {

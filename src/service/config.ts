@@ -85,6 +85,10 @@ export const ConfigSchema = z.strictObject({
     max_input_pixels: z.number().int().positive().default(16_000_000),
   }).refine((s) => !s.require_signature || s.trusted_keys.length > 0, { message: 'at least one trusted key when require_signature is true', path: ['trusted_keys'] })
     .nullable().default(null),
+  drift: z.strictObject({
+    window: z.number().int().min(1).max(10_000).default(50),
+    max_clipped: z.number().min(0).max(1).default(0.01),
+  }).default({ window: 50, max_clipped: 0.01 }),
   service: z.strictObject({
     stop_timeout_ms: ms.min(100).max(600_000).default(20_000),
     watchdog_ms: ms.min(100).max(600_000).nullable().default(null),

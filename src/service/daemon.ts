@@ -9,6 +9,7 @@ import { scoreFile } from '../infer/score.js';
 import { cleanStaging, holdsNoModel } from '../model/repository.js';
 import type { StationEvents } from '../pipeline/messages.js';
 import { Publisher } from '../publish/publisher.js';
+import { DriftMonitor } from '../quality/drift.js';
 import { openDatabase } from '../record/database.js';
 import { Store } from '../record/store.js';
 import { checkGolden } from '../sync/golden.js';
@@ -92,7 +93,7 @@ export class Daemon {
     // MQTT before the model: a model that takes minutes to load (TensorRT) or fails to load is
     // seen on the status topic, with the reason (`error`) when the start fails.
     const publisher = new Publisher({ stationId: c.station_id, mqtt: c.mqtt }, store, this.logger, () => ({
-      model: this.serving?.ref ?? null, queue: safeCount(() => store.queueCount()), error: this.faults.current,
+      model: this.serving?.ref ?? null, queue: safeCount(() => store.queueCount()), error: this.faults.current, warnings: this.faults.warnings,
     }), this.version);
     this.publisher = publisher;
     publisher.onCommand('cmd/sync', async (payload) => {
@@ -115,6 +116,7 @@ export class Daemon {
     }, store, this.logger, this.events, initial);
     this.path = path;
     this.events.on('capture.queued', () => path.loop.wake());
+    await this.lifecycle.start(new DriftMonitor(c.drift, this.events, (kind, message, data) => store.event(kind, message, data), this.logger));
     await this.lifecycle.start(path);
     const priority = path.prepare.priority;
     this.logger.info({ prepareThread: priority }, 'preparation thread started');

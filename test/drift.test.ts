@@ -1,0 +1,82 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import Sqlite from '../src/record/sqlite.js';
+import { synthElectrode } from '../src/tools/synth.js';
+import { encodeTiff16 } from '../src/tools/tiff-writer.js';
+import { cli } from './helpers.js';
+import { DaemonProcess, freePort, makeStation, Mosquitto, sleep, Subscriber, until } from './station.js';
+
+/**
+ * A drift episode on a running station: captures whose intensities move past the model's global
+ * bounds (the tiny model's 1700–2800) raise one warning on the status topic and one `events`
+ * row; captures back to normal clear it with one more row.
+ */
+
+function capture(seed: number, shift: number): Buffer {
+  const img = synthElectrode(seed, null, { width: 240, height: 440 });
+  const data = img.data.map((v) => Math.min(65535, v + shift));
+  return encodeTiff16(img.width, img.height, data, { compression: 'deflate' });
+}
+
+const rows = (db: string, sql: string): Array<Record<string, unknown>> => {
+  const d = new Sqlite(db, { readonly: true });
+  try {
+    return d.prepare(sql).all() as Array<Record<string, unknown>>;
+  } finally {
+    d.close();
+  }
+};
+
+describe('drift', () => {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  });
+
+  it('shifted captures raise one warning and one events row; normal ones clear it', async () => {
+    const port = await freePort();
+    const broker = new Mosquitto(port);
+    await broker.start();
+    cleanups.push(() => broker.stop());
+    const sub = new Subscriber(port);
+    await sub.start();
+    cleanups.push(() => sub.stop());
+    const station = makeStation({ port, settleMs: 150, extra: 'drift:\n  window: 4\n  max_clipped: 0.3\n' });
+    const daemon = new DaemonProcess(station.config);
+    cleanups.push(() => daemon.stop('SIGKILL'));
+    daemon.start();
+    await daemon.waitFor(/watching the capture folder/);
+    let n = 0;
+    const phase = async (count: number, shift: number): Promise<void> => {
+      for (let i = 0; i < count; i++) {
+        writeFileSync(join(station.captures, `c${String(n).padStart(3, '0')}.tif`), capture(500 + n, shift));
+        n++;
+        const want = n;
+        await until(() => rows(station.db, 'SELECT 1 FROM inspections').length === want, 20_000, `capture ${want} recorded`);
+      }
+    };
+    await phase(5, 0);
+    expect(rows(station.db, "SELECT 1 FROM events WHERE kind = 'drift'")).toHaveLength(0);
+    await phase(6, 2500); // every pixel above Gmax = 2800
+    await until(() => sub.status.some((s) => ((s as { warnings?: string[] }).warnings ?? []).length > 0), 10_000, 'a warning on the status topic');
+    await phase(6, 0);
+    await until(() => rows(station.db, "SELECT 1 FROM events WHERE kind = 'drift'").length === 2, 10_000, 'the episode ended');
+    await sleep(300);
+    const drift = rows(station.db, "SELECT message, data FROM events WHERE kind = 'drift' ORDER BY id");
+    expect(drift.map((r) => String(r.message))).toEqual([expect.stringMatching(/^drift: .* over the last 4 captures \(limit 30\.00 %\)/), expect.stringMatching(/^drift ended: /)]);
+    const warnings = sub.status.map((s) => (s as { warnings?: string[] }).warnings ?? []);
+    expect(warnings.some((w) => w.length === 1 && /^drift: /.test(w[0]))).toBe(true);
+    expect(warnings.at(-1)).toEqual([]);
+    // the figures per capture, as `audit drift` reports them
+    const clipped = rows(station.db, 'SELECT clip_high FROM inspections ORDER BY seq').map((r) => Number(r.clip_high));
+    expect(clipped.slice(5, 11).every((c) => c > 0.99)).toBe(true);
+    expect(clipped.slice(0, 5).every((c) => c < 0.3)).toBe(true); // the synthetic border: ~8 % above Gmax
+    const report = cli(['audit', 'drift', '--by', 'day', '--db', station.db]);
+    expect(report.code, report.stderr).toBe(0);
+    const day = JSON.parse(report.stdout.trim().split('\n')[0]) as { n: number; mean_clip_high: number; bounds: string };
+    expect(day.n).toBe(17);
+    expect(day.bounds).toBe('1700.0–2800.0');
+    expect(day.mean_clip_high).toBeCloseTo(clipped.reduce((a, b) => a + b, 0) / clipped.length, 9);
+  }, 180_000);
+});
