@@ -84,6 +84,7 @@ export const EVENT_KINDS = {
   sync: 'Model sync refused an offered version (with its code and step).',
   broker: 'The MQTT broker connected, or refused or dropped the connection.',
   capture: 'The capture folder came back.',
+  shadow: 'A shadow candidate model was loaded, dropped, or could not be loaded.',
   drift: 'A drift episode began (captures clipped by the global bounds past `drift.max_clipped`) or ended.',
   error: 'An error row was recorded, the capture folder went missing, a switch or start failed.',
 } as const;

@@ -4,7 +4,7 @@ import Sqlite from '../src/record/sqlite.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeTiff16 } from '../src/tools/tiff-writer.js';
 import { synthElectrode } from '../src/tools/synth.js';
-import { DaemonProcess, freePort, makeStation, Mosquitto, sleep, Subscriber, until } from './station.js';
+import { brokerSubscriberStation, DaemonProcess, makeStation, Mosquitto, sleep, Subscriber, until } from './station.js';
 
 /** A small electrode capture with unique content per seed. */
 function capture(seed: number): Buffer {
@@ -45,14 +45,7 @@ afterEach(async () => {
 });
 
 async function rig(extra = '', settleMs = 300, reconnectMs = 200): Promise<{ broker: Mosquitto; sub: Subscriber; station: ReturnType<typeof makeStation>; daemon: DaemonProcess }> {
-  const port = await freePort();
-  const broker = new Mosquitto(port);
-  await broker.start();
-  cleanups.push(() => broker.stop());
-  const sub = new Subscriber(port);
-  await sub.start();
-  cleanups.push(() => sub.stop());
-  const station = makeStation({ port, settleMs, extra, reconnectMs });
+  const { broker, sub, station } = await brokerSubscriberStation(cleanups, { settleMs, extra, reconnectMs });
   const daemon = new DaemonProcess(station.config);
   cleanups.push(() => daemon.stop('SIGKILL'));
   return { broker, sub, station, daemon };

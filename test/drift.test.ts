@@ -1,11 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import Sqlite from '../src/record/sqlite.js';
 import { synthElectrode } from '../src/tools/synth.js';
 import { encodeTiff16 } from '../src/tools/tiff-writer.js';
 import { cli } from './helpers.js';
-import { DaemonProcess, freePort, makeStation, Mosquitto, sleep, Subscriber, until } from './station.js';
+import { brokerSubscriberStation, DaemonProcess, sleep, sqlRows, until } from './station.js';
 
 /**
  * A drift episode on a running station: captures whose intensities move past the model's global
@@ -19,14 +18,7 @@ function capture(seed: number, shift: number): Buffer {
   return encodeTiff16(img.width, img.height, data, { compression: 'deflate' });
 }
 
-const rows = (db: string, sql: string): Array<Record<string, unknown>> => {
-  const d = new Sqlite(db, { readonly: true });
-  try {
-    return d.prepare(sql).all() as Array<Record<string, unknown>>;
-  } finally {
-    d.close();
-  }
-};
+const rows = (db: string, sql: string): Array<Record<string, unknown>> => sqlRows(db, sql);
 
 describe('drift', () => {
   const cleanups: Array<() => Promise<unknown>> = [];
@@ -35,14 +27,7 @@ describe('drift', () => {
   });
 
   it('shifted captures raise one warning and one events row; normal ones clear it', async () => {
-    const port = await freePort();
-    const broker = new Mosquitto(port);
-    await broker.start();
-    cleanups.push(() => broker.stop());
-    const sub = new Subscriber(port);
-    await sub.start();
-    cleanups.push(() => sub.stop());
-    const station = makeStation({ port, settleMs: 150, extra: 'drift:\n  window: 4\n  max_clipped: 0.3\n' });
+    const { sub, station } = await brokerSubscriberStation(cleanups, { settleMs: 150, extra: 'drift:\n  window: 4\n  max_clipped: 0.3\n' });
     const daemon = new DaemonProcess(station.config);
     cleanups.push(() => daemon.stop('SIGKILL'));
     daemon.start();

@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
+import Sqlite from '../src/record/sqlite.js';
 import { CLI, PYTHON, ROOT, tempDir, cli } from './helpers.js';
 
 /** Test rig for the daemon: a real mosquitto, a real daemon process, a real MQTT subscriber. */
@@ -180,4 +181,26 @@ export async function notifyListener(socketPath: string, cleanups: Array<() => u
   listener.stdout!.on('data', (d: Buffer) => { heard += d.toString(); });
   await until(() => heard.includes('LISTENING'), 10_000, 'notify listener');
   return { socketPath, get heard() { return heard; } };
+}
+
+/** A broker, a subscriber and a station for it, each stopped by `cleanups` (run in reverse). */
+export async function brokerSubscriberStation(cleanups: Array<() => Promise<unknown>>, opts: { settleMs?: number; extra?: string; reconnectMs?: number } = {}): Promise<{ broker: Mosquitto; sub: Subscriber; station: StationDirs }> {
+  const port = await freePort();
+  const broker = new Mosquitto(port);
+  await broker.start();
+  cleanups.push(() => broker.stop());
+  const sub = new Subscriber(port);
+  await sub.start();
+  cleanups.push(() => sub.stop());
+  return { broker, sub, station: makeStation({ port, ...opts }) };
+}
+
+/** Rows of a query on a station's audit database, opened read-only for the call. */
+export function sqlRows<T = Record<string, unknown>>(db: string, sql: string, ...params: unknown[]): T[] {
+  const d = new Sqlite(db, { readonly: true });
+  try {
+    return d.prepare(sql).all(...params) as T[];
+  } finally {
+    d.close();
+  }
 }

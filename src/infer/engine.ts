@@ -44,12 +44,12 @@ export class InferenceEngine {
     if (worker) await worker.terminate();
   }
 
-  load(modelPath: string, providers: Provider[], graph: GraphContract, intraOpThreads?: number, deviceId?: number, spinning?: boolean): Promise<LoadResult> {
+  load(modelPath: string, providers: Provider[], graph: GraphContract, intraOpThreads?: number, deviceId?: number, spinning?: boolean, niceIncrement?: number): Promise<LoadResult> {
     const worker = this.requireWorker();
     if (this.loadWaiter) return Promise.reject(new Error('a model load is already in progress'));
     return new Promise((resolve, reject) => {
       this.loadWaiter = { resolve, reject };
-      this.post(worker, { type: 'load', modelPath, providers, graph, intraOpThreads, deviceId, spinning });
+      this.post(worker, { type: 'load', modelPath, providers, graph, intraOpThreads, deviceId, spinning, niceIncrement });
     });
   }
 

@@ -13,7 +13,7 @@ export interface GraphContract {
 }
 
 export type ToWorker =
-  | { type: 'load'; modelPath: string; providers: Provider[]; graph: GraphContract; intraOpThreads?: number; deviceId?: number; spinning?: boolean }
+  | { type: 'load'; modelPath: string; providers: Provider[]; graph: GraphContract; intraOpThreads?: number; deviceId?: number; spinning?: boolean; niceIncrement?: number }
   /** `input` in a SharedArrayBuffer stays the sender's (copied in here); any other is transferred and handed back. */
   | { type: 'run'; id: number; input: Float32Array }
   | { type: 'ping'; id: number };

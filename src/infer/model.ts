@@ -36,6 +36,8 @@ export interface ModelOptions {
   intraOpSpinning?: boolean;
   /** GPU for the cuda / tensorrt providers. */
   deviceId?: number;
+  /** Run the inference threads this many niceness steps below the process (a shadow model yields to the active one). */
+  niceIncrement?: number;
 }
 
 /** Opens, verifies and loads the bundle (or the repository's active bundle) at a path. */

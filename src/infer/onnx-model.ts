@@ -23,7 +23,7 @@ export class OnnxModel implements Model {
       const load = await engine.load(bundle.modelPath, options.providers ?? ['cpu'], {
         inputName: m.input.name, outputName: m.output.name, height: m.input.height, width: m.input.width,
         abnormalIndex: m.output.abnormal_index,
-      }, options.intraOpThreads, options.deviceId, options.intraOpSpinning);
+      }, options.intraOpThreads, options.deviceId, options.intraOpSpinning, options.niceIncrement);
       return new OnnxModel(bundle, engine, load);
     } catch (err) {
       await engine.stop();

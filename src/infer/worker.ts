@@ -3,6 +3,7 @@ import * as ort from 'onnxruntime-node';
 import type { FromWorker, GraphContract, Provider, ToWorker } from './messages.js';
 import { isShared, transferList } from '../transfer.js';
 import { providerOption } from './providers.js';
+import { lowerThreadPriority } from '../thread-priority.js';
 
 /**
  * The inference worker: owns one ONNX Runtime session. `session.run` is a synchronous native call
@@ -47,6 +48,9 @@ function checkGraph(s: ort.InferenceSession, g: GraphContract): string | null {
 
 async function load(message: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   const warnings: string[] = [];
+  // A shadow model yields to the active one: ONNX Runtime's threads, created below, inherit this thread's niceness.
+  const lowered = lowerThreadPriority(message.niceIncrement ?? 0);
+  if (lowered && 'error' in lowered) warnings.push(`could not lower the inference thread's priority: ${lowered.error}`);
   for (const provider of message.providers) {
     let candidate: ort.InferenceSession;
     try {

@@ -57,6 +57,20 @@ export async function setActive(repo: string, folder: string): Promise<void> {
   await writeFileAtomic(join(repo, 'active'), `${folder}\n`);
 }
 
+/** The bundle folder that runs as a shadow candidate (`xray-qc models shadow`), or null. */
+export async function readShadow(repo: string): Promise<string | null> {
+  try {
+    return (await readFile(join(repo, 'shadow'), 'utf8')).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+export async function setShadow(repo: string, folder: string | null): Promise<void> {
+  if (folder === null) await rm(join(repo, 'shadow'), { force: true });
+  else await writeFileAtomic(join(repo, 'shadow'), `${folder}\n`);
+}
+
 export async function listRepository(repo: string): Promise<RepoEntry[]> {
   let names: string[];
   try {

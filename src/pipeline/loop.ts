@@ -36,6 +36,11 @@ export class CaptureLoop<M> {
     this.admission = new Admission(stages, o.incompleteGraceMs, o.logger, () => this.wake());
   }
 
+  /** true while nothing is in flight and the loop waits for a capture (a shadow model may run then). */
+  get idle(): boolean {
+    return this.wakeUp !== null;
+  }
+
   /** The model new captures are prepared for (null: none yet; captures stay queued). */
   get serving(): M | null {
     return this.model;

@@ -161,7 +161,7 @@ export interface StationEvents {
   /** A capture was put in the queue. */
   'capture.queued': { file: string };
   /** An audit row and its outbox message were committed. */
-  'verdict.recorded': { seq: number; file: string; verdict: Scored['verdict']; reason: Scored['reason']; bundleSha256: string; stats: IntensityStats | null };
+  'verdict.recorded': { seq: number; id: string; file: string; sha256: string | null; verdict: Scored['verdict']; reason: Scored['reason']; bundleSha256: string; stats: IntensityStats | null };
   /** A warning of one source began (`message`) or ended (null): the status topic's `warnings`. */
   'warning.changed': { source: 'drift'; message: string | null };
   /** A fault of one source began (`message`) or ended (null). */

@@ -5,7 +5,7 @@ import type { TensorContract } from '../model/contract.js';
 import type { PreparedCapture, PreparedOk } from '../pipeline/messages.js';
 import type { FaultInjection } from './capture.js';
 import type { MailboxShape } from './mailbox.js';
-import type { ThreadPriority } from './priority.js';
+import type { ThreadPriority } from '../thread-priority.js';
 import { PrepareThread } from './thread.js';
 
 export interface PrepareStageOptions {

@@ -7,7 +7,7 @@ import { isShared } from '../transfer.js';
 import { compiledWorkerUrl } from '../worker-url.js';
 import type { FaultInjection } from './capture.js';
 import { Mailbox, PENDING, READY, WAKE, type MailboxShape } from './mailbox.js';
-import type { ThreadPriority } from './priority.js';
+import type { ThreadPriority } from '../thread-priority.js';
 import type { MailboxResult, PrepareRequest, PrepareResponse, PrepareWorkerData } from './worker.js';
 
 interface Pending { resolve: (r: PreparedCapture) => void; reject: (e: Error) => void; tensor: Float32Array; slot: number }

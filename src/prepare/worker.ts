@@ -5,7 +5,7 @@ import type { PreparedCapture, PreparedFailed, PreparedOk } from '../pipeline/me
 import { prepareCapture, ScratchBuffers, type FaultInjection } from './capture.js';
 import { Mailbox, PENDING, READY, type MailboxShape } from './mailbox.js';
 import { Preprocessor } from './preprocessor.js';
-import { lowerThreadPriority, type ThreadPriority } from './priority.js';
+import { lowerThreadPriority, type ThreadPriority } from '../thread-priority.js';
 import { wasmKernelAvailable, WasmResizer } from './wasm-resize.js';
 
 /**

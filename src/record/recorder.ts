@@ -29,7 +29,7 @@ export class Recorder {
   record(capture: QueuedCapture, bundle: Bundle, prepared: PreparedCapture, scored: Scored): void {
     const fields = this.fields?.read(capture.file, prepared.ok ? prepared.text : undefined);
     if (fields && fields.bundle === null && fields.part === null) this.unmatched++;
-    const { seq } = this.store.record(auditRecord(this.stationId, capture, bundle, prepared, scored, new Date(), fields), this.verdictTopic);
+    const { seq, id } = this.store.record(auditRecord(this.stationId, capture, bundle, prepared, scored, new Date(), fields), this.verdictTopic);
     this.counts[scored.verdict]++;
     const ok = scored.verdict !== 'error';
     this.logger.info(
@@ -37,6 +37,6 @@ export class Recorder {
       'capture scored',
     );
     if (!ok) this.store.event('error', `${capture.file}: ${scored.error.code}: ${scored.error.message}`, { seq });
-    this.events.emit('verdict.recorded', { seq, file: capture.file, verdict: scored.verdict, reason: scored.reason, bundleSha256: bundle.manifestSha256, stats: prepared.ok ? prepared.stats : null });
+    this.events.emit('verdict.recorded', { seq, id, file: capture.file, sha256: prepared.sha256, verdict: scored.verdict, reason: scored.reason, bundleSha256: bundle.manifestSha256, stats: prepared.ok ? prepared.stats : null });
   }
 }

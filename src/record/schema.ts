@@ -102,7 +102,7 @@ export const MIGRATIONS: string[] = [
   );
   `,
   // 4: the quality loop: the production bundle and part of each capture (capture.fields), what
-  // its conversion saw (drift), and operators' labels, append-only (an inspection's label is its latest row)
+  // its conversion saw (drift), a shadow candidate's scores, and operators' labels, append-only (an inspection's label is its latest row)
   `
   ALTER TABLE inspections ADD COLUMN bundle TEXT;
   ALTER TABLE inspections ADD COLUMN part_id TEXT;
@@ -123,5 +123,18 @@ export const MIGRATIONS: string[] = [
     recorded_at    TEXT NOT NULL
   );
   CREATE INDEX labels_inspection ON labels (inspection_id, id);
+  CREATE TABLE shadow_scores (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    inspection_id  TEXT NOT NULL REFERENCES inspections (id),
+    model_name     TEXT NOT NULL,
+    model_version  INTEGER NOT NULL,
+    bundle_sha256  TEXT NOT NULL,
+    p_abnormal     REAL,
+    verdict        TEXT NOT NULL,
+    reason         TEXT NOT NULL,
+    ms             REAL,
+    scored_at      TEXT NOT NULL
+  );
+  CREATE INDEX shadow_scores_model ON shadow_scores (bundle_sha256, inspection_id);
   `,
 ];

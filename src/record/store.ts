@@ -139,6 +139,12 @@ export class Store {
     })();
   }
 
+  /** A shadow candidate's score of an inspection (quality/shadow.ts). */
+  shadowScore(r: { inspection_id: string; model_name: string; model_version: number; bundle_sha256: string; p_abnormal: number | null; verdict: string; reason: string; ms: number | null }): void {
+    this.db.prepare(`INSERT INTO shadow_scores (inspection_id, model_name, model_version, bundle_sha256, p_abnormal, verdict, reason, ms, scored_at)
+      VALUES (@inspection_id, @model_name, @model_version, @bundle_sha256, @p_abnormal, @verdict, @reason, @ms, @scored_at)`).run({ ...r, scored_at: new Date().toISOString() });
+  }
+
   event(kind: EventKind, message: string, data?: unknown): void {
     this.s.event.run(new Date().toISOString(), kind, message, data === undefined ? null : JSON.stringify(data));
   }

@@ -10,6 +10,7 @@ import { cleanStaging, holdsNoModel } from '../model/repository.js';
 import type { StationEvents } from '../pipeline/messages.js';
 import { Publisher } from '../publish/publisher.js';
 import { DriftMonitor } from '../quality/drift.js';
+import { ShadowRunner } from '../quality/shadow.js';
 import { openDatabase } from '../record/database.js';
 import { Store } from '../record/store.js';
 import { checkGolden } from '../sync/golden.js';
@@ -139,6 +140,14 @@ export class Daemon {
       await this.lifecycle.start(this.syncer);
     }
 
+    if (models.isRepository) {
+      await this.lifecycle.start(new ShadowRunner({
+        repo: c.model.dir, events: this.events, logger: this.logger, prepare: path.prepare,
+        lineIdle: () => path.loop.idle && safeCount(() => store.queueCount()) === 0,
+        openModel: (dir) => OnnxModel.open(dir, { ...modelOptions(c), niceIncrement: 19 }),
+        save: (r) => store.shadowScore(r), event: (message, data) => store.event('shadow', message, data),
+      }));
+    }
     await this.lifecycle.start(new CaptureIntake(c.capture, store, this.logger, this.events));
     this.notifier.ready(this.summary());
     this.startWatchdog();
