@@ -63,5 +63,20 @@ describe('drift', () => {
     expect(day.n).toBe(17);
     expect(day.bounds).toBe('1700.0–2800.0');
     expect(day.mean_clip_high).toBeCloseTo(clipped.reduce((a, b) => a + b, 0) / clipped.length, 9);
+    // the scores against a bundle's training predictions: the population stability index
+    writeFileSync(join(station.models, 'tiny-v1', 'train-predictions.csv'), `file,p_abnormal\n${Array.from({ length: 40 }, (_, i) => `t${i}.tif,${(i + 0.5) / 40}`).join('\n')}\n`);
+    const withPsi = cli(['audit', 'drift', '--by', 'day', '--db', station.db, '--bundle', join(station.models, 'tiny-v1')]);
+    expect(withPsi.code, withPsi.stderr).toBe(0);
+    const scored = JSON.parse(withPsi.stdout.trim().split('\n')[0]) as { psi: number; psi_rule: string };
+    const ps = sqlRows<{ p: number }>(station.db, 'SELECT p_abnormal AS p FROM inspections WHERE p_abnormal IS NOT NULL').map((r) => r.p);
+    const share = (lo: number): number => ps.filter((p) => Math.min(9, Math.floor(p * 10)) === lo).length / ps.length;
+    let want = 0;
+    for (let b = 0; b < 10; b++) {
+      const e = 0.1; // the reference fills the ten bins evenly
+      const a = Math.max(share(b), 1e-4);
+      want += (a - e) * Math.log(a / e);
+    }
+    expect(scored.psi).toBeCloseTo(want, 9);
+    expect(scored.psi_rule).toBe('significant shift'); // the untrained tiny model scores everything alike
   }, 180_000);
 });

@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Sqlite from '../src/record/sqlite.js';
 import { synthElectrode } from '../src/tools/synth.js';
@@ -33,16 +34,17 @@ describe('parts, bundles, labels and accuracy', () => {
   let sub: Subscriber;
   let station: StationDirs;
   let daemon: DaemonProcess;
+  let port: number;
   const files: string[] = [];
   beforeAll(async () => {
-    const port = await freePort();
+    port = await freePort();
     broker = new Mosquitto(port);
     await broker.start();
     sub = new Subscriber(port);
     await sub.start();
     station = makeStation({ port, settleMs: 200 });
     writeFileSync(station.config, readFileSync(station.config, 'utf8').replace('  settle_ms: 200\n',
-      () => "  settle_ms: 200\n  fields:\n    path: '^(?<bundle>B[0-9]+)/(?<part>[^/]+)\\.tiff?$'\n    tags: true\n"));
+      () => "  settle_ms: 200\n  fields:\n    path: '^(?<bundle>B[0-9]+)/(?<part>[^/]+)\\.tiff?$'\n    tags: true\n").replace('  reconnect_ms: 200\n', () => '  reconnect_ms: 200\n  label_topic: true\n'));
     daemon = new DaemonProcess(station.config);
     daemon.start();
     await daemon.waitFor(/watching the capture folder/);
@@ -153,6 +155,24 @@ describe('parts, bundles, labels and accuracy', () => {
       expect(r.stderr, text).toMatch(message);
     }
     expect(query(station.db, 'SELECT 1 FROM labels').length).toBe(before);
+  });
+
+  it('an HMI labels over MQTT (mqtt.label_topic): the reply on label/result carries the correlation id; a bad request says why', async () => {
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`);
+    try {
+      const replies: Array<Record<string, unknown>> = [];
+      client.on('message', (_t, p) => replies.push(JSON.parse(p.toString()) as Record<string, unknown>));
+      await client.subscribeAsync('xray-qc/xray-1/label/result', { qos: 1 });
+      const row = query<{ id: string }>(station.db, 'SELECT id FROM inspections ORDER BY seq DESC LIMIT 1')[0];
+      await client.publishAsync('xray-qc/xray-1/label/set', JSON.stringify({ id: row.id, label: 'abnormal', by: 'hmi-3', note: 'seen at the screen', correlation_id: 'c-1' }), { qos: 1 });
+      await client.publishAsync('xray-qc/xray-1/label/set', JSON.stringify({ id: row.id, label: 'sort-of', correlation_id: 'c-2' }), { qos: 1 });
+      await until(() => replies.length >= 2, 10_000, 'two replies');
+      expect(replies.find((r) => r.correlation_id === 'c-1')).toMatchObject({ result: 'ok', inspection: row.id, added: true });
+      expect(replies.find((r) => r.correlation_id === 'c-2')).toMatchObject({ result: 'error', code: 'LABEL_INVALID', message: "label 'sort-of': expected normal or abnormal" });
+      expect(query(station.db, "SELECT 1 FROM labels WHERE source = 'mqtt' AND labelled_by = 'hmi-3'")).toHaveLength(1);
+    } finally {
+      await client.endAsync();
+    }
   });
 
   it('review list: flags without a label, oldest first', () => {

@@ -296,6 +296,33 @@ describe('model sync from a registry', () => {
     }
   });
 
+  it('sync.mode: shadow stages a new version as the shadow candidate: the active model keeps serving, the candidate scores while the line is idle', async () => {
+    const { s, daemon } = station();
+    writeFileSync(s.config, readFileSync(s.config, 'utf8').replace('  interval_s: 1\n', '  interval_s: 1\n  channel: shadowed\n  mode: shadow\n'));
+    try {
+      const next = await release(30);
+      await publish(next.dir, registry, 'shadowed');
+      daemon.start();
+      await daemon.waitFor(/shadow candidate loaded/, 30_000);
+      expect(await readActive(s.models)).toBe('tiny-v1');
+      expect(readFileSync(join(s.models, 'shadow'), 'utf8').trim()).toBe(`${NAME}-v30`);
+      for (let i = 0; i < 3; i++) {
+        writeFileSync(join(s.captures, `sh-${i}.tif`), capture(840 + i));
+        await sleep(700);
+      }
+      await until(() => dbRows(s.db, 'SELECT 1 FROM shadow_scores').length >= 1, 20_000, 'a shadow score');
+      expect(new Set(dbRows(s.db, 'SELECT model_version FROM inspections').map((r) => r.model_version))).toEqual(new Set([1]));
+      expect(new Set(dbRows(s.db, 'SELECT model_version FROM shadow_scores').map((r) => r.model_version))).toEqual(new Set([30]));
+      // the next checks: up to date, not installed again
+      const again = await cmdSync('after-shadow');
+      expect(again).toMatchObject({ result: 'up-to-date', version: 30 });
+      expect(String(again.message)).toMatch(/runs as the shadow candidate/);
+      expect(dbRows(s.db, "SELECT 1 FROM events WHERE kind = 'shadow' AND message LIKE 'model sync staged%'")).toHaveLength(1);
+    } finally {
+      await daemon.stop();
+    }
+  });
+
   it('kill -9 during activation: after restart exactly one complete model is active and staging is clean', async () => {
     for (let attempt = 0; attempt < 3; attempt++) {
       const { s, daemon } = station();

@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { accuracy, reviewList, type AccuracyGroup, type AccuracyRow } from '../audit/accuracy.js';
 import { driftReport } from '../audit/drift.js';
 import { XrayError } from '../errors.js';
 import { openDatabase, type Db } from '../record/database.js';
-import { importLabels, listLabels, setLabel } from '../record/labels.js';
+import { importLabels, listLabels, parseCsv, setLabel } from '../record/labels.js';
 import { loadConfig } from '../service/config.js';
 import { csvCell, iso, openDb, type DbOptions } from './db.js';
 import { parseChoice, parseNumber } from './options.js';
@@ -45,10 +46,12 @@ export function registerAccuracy(sub: (name: string) => Command, dbOpts: (cmd: C
   sub('drift').description("what the conversion saw per day or bundle (clipped fractions, percentiles) beside the model's bounds")
     .option('--by <group>', 'day|bundle', parseChoice(['day', 'bundle'] as const), 'day')
     .option('--since <iso>').option('--until <iso>')
-    .action(function (this: Command, o: { by: 'day' | 'bundle'; since?: string; until?: string }) {
+    .option('--bundle <dir>', "a bundle whose oof- or train-predictions.csv is the scores' reference (adds the PSI per group)")
+    .action(async function (this: Command, o: { by: 'day' | 'bundle'; since?: string; until?: string; bundle?: string }) {
+      const reference = o.bundle ? await trainingScores(o.bundle) : undefined;
       const db = openDb(dbOpts(this));
       try {
-        for (const r of driftReport(db, { by: o.by, since: o.since ? iso(o.since) : undefined, until: o.until ? iso(o.until) : undefined })) process.stdout.write(`${JSON.stringify(r)}\n`);
+        for (const r of driftReport(db, { by: o.by, since: o.since ? iso(o.since) : undefined, until: o.until ? iso(o.until) : undefined, reference })) process.stdout.write(`${JSON.stringify(r)}\n`);
       } finally {
         db.close();
       }
@@ -68,6 +71,22 @@ export function registerAccuracy(sub: (name: string) => Command, dbOpts: (cmd: C
         db.close();
       }
     });
+}
+
+/** p_abnormal of a bundle's out-of-fold (else training) predictions, as `xray-qc train` writes them. */
+async function trainingScores(dir: string): Promise<number[]> {
+  for (const name of ['oof-predictions.csv', 'train-predictions.csv']) {
+    const text = await readFile(join(dir, name), 'utf8').catch(() => null);
+    if (text === null) continue;
+    const [header, ...rows] = parseCsv(text);
+    const col = header.indexOf('p_abnormal');
+    if (col < 0) throw new Error(`${join(dir, name)}: no p_abnormal column`);
+    // out-of-fold predictions hold one row per conversion method: the bundle's own
+    const method = header.indexOf('method');
+    const conversion = method < 0 ? null : (JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { preprocess: { conversion: string } }).preprocess.conversion;
+    return rows.filter((r) => method < 0 || r[method] === conversion).map((r) => Number(r[col])).filter(Number.isFinite);
+  }
+  throw new Error(`${dir}: no oof-predictions.csv or train-predictions.csv to compare the scores with`);
 }
 
 function writableDb(o: DbOptions): Db {

@@ -34,7 +34,7 @@ export class Publisher implements Component {
   private flushAgain = false;
   private since = new Date().toISOString();
   private statusTimer: NodeJS.Timeout | null = null;
-  private readonly commands = new Map<string, (payload: Buffer) => Promise<unknown>>();
+  private readonly commands = new Map<string, { handler: (payload: Buffer) => Promise<unknown>; result: string }>();
   private readonly retained = new Map<string, string>();
   private failures = 0;
   /** Set for `resend_delay_ms` after each (re)connect: verdicts wait in the outbox meanwhile. */
@@ -94,11 +94,11 @@ export class Publisher implements Component {
       this.holdThenKick(m.resend_delay_ms);
     });
     client.on('message', (topic, payload) => {
-      const handler = this.commands.get(topic);
-      if (!handler) return;
-      void handler(payload).then(
-        (result) => client.publish(`${topic}/result`, JSON.stringify(result), { qos: 1 }),
-        (err: unknown) => client.publish(`${topic}/result`, JSON.stringify({ result: 'error', message: (err as Error).message }), { qos: 1 }),
+      const command = this.commands.get(topic);
+      if (!command) return;
+      void command.handler(payload).then(
+        (result) => client.publish(command.result, JSON.stringify(result), { qos: 1 }),
+        (err: unknown) => client.publish(command.result, JSON.stringify({ result: 'error', message: (err as Error).message }), { qos: 1 }),
       );
     });
     const verdictTopics = new Set([this.topics.verdict, this.topics.plain]);
@@ -150,11 +150,12 @@ export class Publisher implements Component {
   }
 
   /**
-   * A request topic `<prefix>/<suffix>`; the handler's result is published on `…/result`.
-   * Register before start().
+   * A request topic `<prefix>/<suffix>`; the handler's result is published on `<prefix>/<resultSuffix>`
+   * (default `<suffix>/result`). Register before start().
    */
-  onCommand(suffix: string, handler: (payload: Buffer) => Promise<unknown>): void {
-    this.commands.set(`${this.settings.mqtt.topic_prefix}/${suffix}`, handler);
+  onCommand(suffix: string, handler: (payload: Buffer) => Promise<unknown>, resultSuffix = `${suffix}/result`): void {
+    const p = this.settings.mqtt.topic_prefix;
+    this.commands.set(`${p}/${suffix}`, { handler, result: `${p}/${resultSuffix}` });
   }
 
   /** A retained message, re-published on every reconnect. */

@@ -71,6 +71,8 @@ export const ConfigSchema = z.strictObject({
     reconnect_max_ms: ms.min(100).max(600_000).default(10_000),
     keepalive_s: z.number().int().min(0).max(3600).default(30),
     plain_topic: z.boolean().default(false),
+    /** Accept labels from an HMI on `<prefix>/label/set` (docs/quality.md; restrict who may publish there in the broker's ACL). */
+    label_topic: z.boolean().default(false),
     status_interval_s: z.number().int().min(1).max(3600).default(30),
   }),
   sync: z.strictObject({
@@ -83,6 +85,7 @@ export const ConfigSchema = z.strictObject({
     allow_insecure_http: z.boolean().default(false),
     max_manifest_bytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
     max_input_pixels: z.number().int().positive().default(16_000_000),
+    mode: z.enum(['activate', 'shadow']).default('activate'),
   }).refine((s) => !s.require_signature || s.trusted_keys.length > 0, { message: 'at least one trusted key when require_signature is true', path: ['trusted_keys'] })
     .nullable().default(null),
   drift: z.strictObject({

@@ -6,12 +6,13 @@ import { EventBus } from '../events.js';
 import type { Model } from '../infer/model.js';
 import { OnnxModel } from '../infer/onnx-model.js';
 import { scoreFile } from '../infer/score.js';
-import { cleanStaging, holdsNoModel } from '../model/repository.js';
+import { cleanStaging, holdsNoModel, readShadow, setShadow } from '../model/repository.js';
 import type { StationEvents } from '../pipeline/messages.js';
 import { Publisher } from '../publish/publisher.js';
 import { DriftMonitor } from '../quality/drift.js';
 import { ShadowRunner } from '../quality/shadow.js';
-import { openDatabase } from '../record/database.js';
+import { openDatabase, type Db } from '../record/database.js';
+import { setLabel } from '../record/labels.js';
 import { Store } from '../record/store.js';
 import { checkGolden } from '../sync/golden.js';
 import { Syncer } from '../sync/syncer.js';
@@ -102,6 +103,7 @@ export class Daemon {
       const result = this.syncer ? await this.syncer.check('mqtt request', true) : { result: 'skipped', message: 'the station is still starting' };
       return { ...result, correlation_id: request.correlation_id ?? null };
     });
+    if (c.mqtt.label_topic) publisher.onCommand('label/set', async (payload) => labelRequest(db, payload), 'label/result');
     this.events.on('verdict.recorded', () => publisher.kick());
     this.events.on('model.activated', (a) => this.announce(a));
     await this.lifecycle.start(publisher);
@@ -136,6 +138,12 @@ export class Daemon {
       this.syncer = new Syncer({
         settings: c.sync, store, logger: this.logger, repo: c.model.dir, active: () => this.serving?.bundle ?? null, openModel, checkGolden: golden,
         activate: (m, folder) => models.activate(m, folder, 'model sync'),
+        shadow: async (m, folder) => {
+          await m.close();
+          await setShadow(c.model.dir, folder);
+          store.event('shadow', `model sync staged ${folder} as the shadow candidate (sync.mode: shadow)`, { folder });
+        },
+        shadowFolder: () => readShadow(c.model.dir),
       });
       await this.lifecycle.start(this.syncer);
     }
@@ -262,6 +270,24 @@ function safeCount(f: () => number): number {
     return f();
   } catch {
     return -1;
+  }
+}
+
+/** `<prefix>/label/set`: `{"id", "label", "by"?, "note"?, "correlation_id"?}` → `{result: "ok"|"error", …}` on `<prefix>/label/result`. */
+function labelRequest(db: Db, payload: Buffer): Record<string, unknown> {
+  let request: Record<string, unknown>;
+  try {
+    request = JSON.parse(payload.toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return { result: 'error', code: 'LABEL_INVALID', message: 'not JSON', correlation_id: null };
+  }
+  const correlation_id = typeof request.correlation_id === 'string' ? request.correlation_id : null;
+  const text = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+  try {
+    const r = setLabel(db, { ref: text(request.id) ?? '', label: text(request.label) ?? '', by: text(request.by), note: text(request.note), source: 'mqtt' });
+    return { result: 'ok', inspection: r.inspection, label: request.label, added: r.added, correlation_id };
+  } catch (err) {
+    return { result: 'error', code: (err as { code?: string }).code ?? 'LABEL_INVALID', message: (err as Error).message, correlation_id };
   }
 }
 

@@ -31,10 +31,12 @@ export interface SyncSettings {
   allow_insecure_http: boolean;
   max_manifest_bytes: number;
   max_input_pixels: number;
+  /** `activate` (default): a verified new version serves at once; `shadow`: it runs as the shadow candidate instead. */
+  mode: 'activate' | 'shadow';
 }
 
 export interface SyncResult {
-  result: 'activated' | 'up-to-date' | 'refused' | 'unreachable' | 'skipped' | 'held';
+  result: 'activated' | 'shadowed' | 'up-to-date' | 'refused' | 'unreachable' | 'skipped' | 'held';
   /** For `refused` and `unreachable`. */
   code?: ErrorCode;
   step?: SyncStep;
@@ -65,6 +67,10 @@ export interface SyncContext {
   checkGolden: (model: Model) => Promise<string | null>;
   /** Makes a verified, loaded bundle the one that scores (between two captures). */
   activate: (model: Model, folder: string) => Promise<void>;
+  /** `sync.mode: shadow`: makes it the shadow candidate instead (the caller closes `model`; the shadow runner loads its own). */
+  shadow: (model: Model, folder: string) => Promise<void>;
+  /** The shadow candidate's folder, or null. */
+  shadowFolder: () => Promise<string | null>;
 }
 
 /**
@@ -151,6 +157,9 @@ export class Syncer implements Component {
     }
     const active = this.ctx.active()?.manifest ?? null; // null: the station's first model
     if (active && pointer.name === active.name && pointer.version === active.version) return { result: 'up-to-date', message: `${active.name} v${active.version} is active`, name: active.name, version: active.version };
+    if (s.mode === 'shadow' && (await this.ctx.shadowFolder()) === bundleFolderName(pointer)) {
+      return { result: 'up-to-date', message: `${pointer.name} v${pointer.version} runs as the shadow candidate (sync.mode: shadow)`, name: pointer.name, version: pointer.version };
+    }
     if ((await this.held()) === pointerKey) {
       return { result: 'held', message: `${pointer.name} v${pointer.version} is held back: an operator (or the fallback) went back to v${active?.version ?? '?'}; it is installed once the channel points to another version, or after xray-qc models unhold`, name: pointer.name, version: pointer.version };
     }
@@ -253,6 +262,10 @@ export class Syncer implements Component {
       await rename(staging, target);
       fsyncDir(this.ctx.repo);
       candidate.movedTo(target);
+      if (s.mode === 'shadow') {
+        await this.ctx.shadow(candidate, folder);
+        return { result: 'shadowed', message: `${manifest.name} v${manifest.version} installed as the shadow candidate (sync.mode: shadow; xray-qc models activate makes it serve)`, name: manifest.name, version: manifest.version };
+      }
       await this.ctx.activate(candidate, folder);
     } catch (err) {
       await candidate.close();
