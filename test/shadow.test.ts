@@ -42,6 +42,8 @@ describe('a shadow candidate', () => {
     const shadow = cli(['models', 'shadow', '2', '--config', station.config]);
     expect(shadow.code, shadow.stderr).toBe(0);
     await daemon.waitFor(/shadow candidate loaded/, 20_000);
+    const list = cli(['models', 'list', '--json', '--config', station.config]).stdout.trim().split('\n').map((l) => JSON.parse(l) as { folder: string; active: boolean; shadow: boolean });
+    expect(list.map((e) => [e.folder, e.active, e.shadow])).toEqual([['tiny-v1', true, false], ['tiny-v2', false, true]]);
 
     // a burst (the line busy), then captures in small groups with pauses (the line idle)
     let n = 0;

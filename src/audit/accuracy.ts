@@ -46,8 +46,12 @@ const GROUP_SQL: Record<AccuracyGroup, string> = {
   month: 'substr(i.scored_at, 1, 7)',
 };
 
-/** The latest label of each labelled inspection. */
-export const CURRENT_LABELS = 'SELECT inspection_id, label FROM labels WHERE id IN (SELECT max(id) FROM labels GROUP BY inspection_id)';
+/**
+ * The latest label of each labelled inspection (SQLite takes a bare column from the row that
+ * holds the max). Not `WHERE id IN (SELECT max(id) …)`: SQLite probed that list once per
+ * inspection — minutes at 1,000,000 inspections and 100,000 labels.
+ */
+export const CURRENT_LABELS = 'SELECT inspection_id, label, max(id) AS latest FROM labels GROUP BY inspection_id';
 
 export function accuracy(db: Db, o: AccuracyOptions): AccuracyRow[] {
   const clauses: string[] = [];

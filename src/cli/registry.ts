@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadBundle, resolveBundleDir, sha256File } from '../model/bundle.js';
 import { compareShadow, MIN_LABELLED_FOR_VERDICT } from '../audit/shadow.js';
-import { bundleFolderName, listRepository, readActive, setActive, setShadow } from '../model/repository.js';
+import { bundleFolderName, listRepository, readActive, readShadow, setActive, setShadow } from '../model/repository.js';
 import { ScoringSession } from './scoring.js';
 import { loadConfig } from '../service/config.js';
 import { addGolden } from '../sync/golden.js';
@@ -89,17 +89,18 @@ export function registerSyncCommands(program: Command): void {
   const sub = (name: string): Command => models.command(name).option('--config <file>', 'station configuration (for model.dir)', 'config.yaml');
   const repoOf = (cmd: Command): string => loadConfig(cmd.opts<{ config: string }>().config).model.dir;
 
-  sub('list').description('bundles in the repository; * marks the active one')
+  sub('list').description('bundles in the repository; * marks the active one, s the shadow candidate')
     .option('--json')
     .action(async function (this: Command, o: { json?: boolean }) {
       const repo = repoOf(this);
       const active = await readActive(repo);
+      const shadow = await readShadow(repo);
       for (const e of await listRepository(repo)) {
         const bundleSha256 = e.manifest ? await sha256File(join(e.dir, 'manifest.json')).catch(() => null) : null;
-        const row = { folder: e.folder, active: e.folder === active, name: e.manifest?.name ?? null, version: e.manifest?.version ?? null,
+        const row = { folder: e.folder, active: e.folder === active, shadow: e.folder === shadow, name: e.manifest?.name ?? null, version: e.manifest?.version ?? null,
           sha256: e.manifest?.files['model.onnx']?.sha256 ?? null, bundle_sha256: bundleSha256, created_at: e.manifest?.created_at ?? null, error: e.error ?? null };
         process.stdout.write(o.json ? `${JSON.stringify(row)}\n`
-          : `${row.active ? '*' : ' '} ${e.folder.padEnd(40)} v${String(row.version ?? '?').padEnd(5)} ${row.created_at ?? ''} ${row.sha256 ? `onnx ${row.sha256.slice(0, 12)} bundle ${row.bundle_sha256?.slice(0, 12)}` : row.error}\n`);
+          : `${row.active ? '*' : row.shadow ? 's' : ' '} ${e.folder.padEnd(40)} v${String(row.version ?? '?').padEnd(5)} ${row.created_at ?? ''} ${row.sha256 ? `onnx ${row.sha256.slice(0, 12)} bundle ${row.bundle_sha256?.slice(0, 12)}` : row.error}\n`);
       }
     });
 

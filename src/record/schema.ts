@@ -112,6 +112,7 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE inspections ADD COLUMN p50 REAL;
   ALTER TABLE inspections ADD COLUMN p99_99 REAL;
   CREATE INDEX inspections_bundle ON inspections (bundle, scored_at);
+  CREATE INDEX inspections_quality ON inspections (scored_at, bundle, verdict, reason, id);  -- audit accuracy reads only this
   CREATE TABLE labels (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     inspection_id  TEXT NOT NULL REFERENCES inspections (id),
