@@ -71,7 +71,11 @@ it('malformed TIFFs, links out and to /dev/zero, FIFOs, folders named .tif, grow
   await writeFile(soon, capture(80_003));
   expected.set(soon, 'scored');
   // files deleted between detection and decoding: queued behind a pile of large captures
-  for (let i = 0; i < 12; i++) await writeFile(join(c, `pile-${i}.tif`), capture(80_100 + i, 1200, 2000));
+  // (encoded first, then written at once: written one by one as they were encoded, the daemon
+  // kept up with the writer, no pile formed, and the vanishing files were read the moment they
+  // were queued)
+  const pile = Array.from({ length: 16 }, (_, i) => capture(80_100 + i, 1200, 2000));
+  await Promise.all(pile.map((bytes, i) => writeFile(join(c, `pile-${i}.tif`), bytes)));
   const vanishing = Array.from({ length: 10 }, (_, i) => join(c, `vanishing-${i}.tif`));
   // The queue is ordered by mtime: dated an hour ahead, these wait behind the whole pile however
   // fast it is scored (with small files the loop could take each as it was queued, before the
