@@ -66,6 +66,7 @@ class Rig {
           return { ...base, ok: false, error: { code: 'INTERNAL_ERROR', message: err.message, stack: err.stack } };
         }
         if (how === 'truncated') return { ...base, ok: false, error: { code: 'TIFF_TRUNCATED', message: 'cut short' } };
+        this.trace.push(`prepared ${c.file}`);
         return { ...base, ok: true, width: 4, height: 4, tensor: new Float32Array(1), localBounds: null, decodeMs: 1, preprocessMs: 1, stats: { clipLow: null, clipHigh: null, p0_01: 0, p50: 0, p99_99: 0 } };
       },
       release: (p) => this.released.push(p.file),
@@ -105,8 +106,9 @@ describe('the capture loop (in-process)', () => {
     r.holdInference = true;
     await r.loop.start();
     r.add('a', 'b', 'c');
-    await until(() => r.inferring.has('a') && r.trace.includes('prepare b for A'));
-    expect(r.recorded).toEqual([]); // b was prepared while a is still in inference
+    // b's preparation finished while a is still in inference (the loop hands it over only if so)
+    await until(() => r.inferring.has('a') && r.trace.includes('prepared b'));
+    expect(r.recorded).toEqual([]);
     r.inferring.get('a')!(undefined as never);
     await until(() => r.recorded.length === 1);
     await until(() => r.inferring.has('b'));
