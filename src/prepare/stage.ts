@@ -58,11 +58,6 @@ export class PrepareStage implements Component {
     return this.thread.restarts;
   }
 
-  /** Finished preparations waiting in the mailbox (tests). */
-  get held(): number {
-    return this.thread.held;
-  }
-
   /** Prepares `file` into a tensor for a model with `contract`; never throws. */
   async prepare(file: string, contract: TensorContract): Promise<PreparedCapture> {
     const length = 3 * contract.height * contract.width;
