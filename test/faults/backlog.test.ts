@@ -66,22 +66,28 @@ it(`${BACKLOG} files waiting at start, then ${BURST} more at 100/s: memory flat,
   const order = rows.map((r) => index.get(r.file_path)!);
   const queueSeen = status.status.map((s) => s.queue ?? 0);
   const peak = Math.max(...rss.map((r) => r.mib));
-  // Per-capture growth shows as the late stretch (the last third of the verdicts) sitting above the
-  // early one (the first third, after the first 100: warm-up). Between their peaks lie 500–1000
-  // captures, so keeping ~100 KB a capture (each file is 96 KB) adds ≥ 48 MiB. Measured here:
-  // 14–17 MiB (SQLite's and the allocators' caches filling), 24 MiB over the 4000 of the soak;
-  // with chokidar's watch on every file it was 62 MiB over the soak, and the assertion failed.
-  const third = files.length / 3;
-  const earlySamples = rss.filter((r) => r.done >= 100 && r.done < third).map((r) => r.mib);
-  const lateSamples = rss.filter((r) => r.done >= 2 * third).map((r) => r.mib);
+  // Per-capture growth shows as memory rising in every stretch of the run: the verdicts after the
+  // first 100 (warm-up) fall into three stretches, early, middle and late, and each stretch's peak
+  // is compared with the one before. Keeping ~100 KB a capture (each file is 96 KB) adds ≥ 24 MiB
+  // to both steps, as 250+ captures separate consecutive peaks. A one-off step (the allocators
+  // touching a new arena, SQLite's cache filling) raises only one of them, so the smaller step is
+  // what is asserted. Measured here: 14–18 MiB over the whole run (24 MiB over the soak's 4000);
+  // one clean-clone CI run saw 50 MiB between the early and late peaks with no per-capture growth
+  // elsewhere. With chokidar's watch on every file it was 62 MiB over the soak.
+  const stretch = (from: number, to: number): number[] => rss.filter((r) => r.done >= from && r.done < to).map((r) => r.mib);
+  const third = (files.length - 100) / 3;
+  const earlySamples = stretch(100, 100 + third);
+  const middleSamples = stretch(100 + third, 100 + 2 * third);
+  const lateSamples = stretch(100 + 2 * third, Infinity);
   const early = Math.max(...earlySamples);
+  const middle = Math.max(...middleSamples);
   const late = Math.max(...lateSamples);
   report('5 backlog and sustained burst', {
     backlog: BACKLOG, burst: BURST, burst_rate_per_s: Number((BURST / burstS).toFixed(1)),
     rows_when_burst_ended: rowsAtBurstEnd, all_done_s: Number(doneS.toFixed(1)),
     scoring_rate_per_s: Number((files.length / doneS).toFixed(1)),
     max_queue_on_status_topic: Math.max(...queueSeen), last_queue_on_status_topic: queueSeen.at(-1),
-    rss_mib_ready: Math.round(readyRss), rss_mib_peak: Math.round(peak), rss_mib_early_max: Math.round(early), rss_mib_late_max: Math.round(late),
+    rss_mib_ready: Math.round(readyRss), rss_mib_peak: Math.round(peak), rss_mib_early_max: Math.round(early), rss_mib_middle_max: Math.round(middle), rss_mib_late_max: Math.round(late),
     arrival_order_inversions: inversions(order), ...loss,
   });
   expect(loss.not_exactly_one_row).toBe(0);
@@ -89,8 +95,8 @@ it(`${BACKLOG} files waiting at start, then ${BURST} more at 100/s: memory flat,
   expect(inversions(order)).toBe(0);
   expect(rowsAtBurstEnd).toBeLessThan(files.length); // the burst really outran the scoring
   expect(Math.max(...queueSeen)).toBeGreaterThan(50);
-  expect(Math.min(earlySamples.length, lateSamples.length)).toBeGreaterThan(1); // 4/s over ≥ 6 s
-  expect(late - early).toBeLessThan(48); // flat: no per-capture growth between the stretches
+  expect(Math.min(earlySamples.length, middleSamples.length, lateSamples.length)).toBeGreaterThan(1); // 4/s
+  expect(Math.min(middle - early, late - middle)).toBeLessThan(24); // flat: no per-capture growth
   expect(peak - readyRss).toBeLessThan(400); // and warm-up (sessions, pools, the queue of 1000) bounded
 });
 
