@@ -184,4 +184,9 @@ describe('parts, bundles, labels and accuracy', () => {
     expect(listed.map((x) => x.seq)).toEqual(want.map((w) => w.seq));
     for (const x of listed) expect([x.verdict, x.label]).toEqual(['flag', null]);
   });
+  it('the capture that matched no bundle is counted: the stop summary says so', async () => {
+    await daemon.stop();
+    const stop = query<{ data: string }>(station.db, "SELECT data FROM events WHERE kind = 'stop' ORDER BY id DESC LIMIT 1");
+    expect(JSON.parse(stop[0].data).summary).toMatch(/\(1 without bundle or part: capture\.fields did not match\)/);
+  });
 });

@@ -7,7 +7,7 @@ import { CaptureWatcher } from '../capture/watcher.js';
 import { openDatabase, openDatabaseReadOnly } from '../record/database.js';
 import type { AuditRecord } from '../pipeline/messages.js';
 import { Store } from '../record/store.js';
-import { accuracy } from '../audit/accuracy.js';
+import { accuracy, accuracyByScan } from '../audit/accuracy.js';
 
 /**
  * `npm run bench:audit`: the audit queries at 1,000,000 inspection rows, and the start-up
@@ -70,6 +70,9 @@ async function main(): Promise<void> {
   const labels = (ro.prepare('SELECT count(*) AS n FROM labels').get() as { n: number }).n;
   console.log(`| audit accuracy --by bundle --since <30 days> (${labels} labels) | ${time(() => accuracy(ro, { by: 'bundle', since: lastMonth, uncertain: 'flag' })).toFixed(1)} |`);
   console.log(`| audit accuracy --by day --since <30 days> | ${time(() => accuracy(ro, { by: 'day', since: lastMonth, uncertain: 'flag' })).toFixed(1)} |`);
+  const midnight = `${lastMonth.slice(0, 10)}T00:00:00.000Z`; // `--since 2026-10-25`: whole days only
+  console.log(`| audit accuracy --by bundle --since <30 days, from midnight> | ${time(() => accuracy(ro, { by: 'bundle', since: midnight, uncertain: 'flag' })).toFixed(1)} |`);
+  console.log(`| audit accuracy --by bundle, every inspection scanned (schema 4, or no counts) | ${time(() => accuracyByScan(ro, { by: 'bundle', since: lastMonth, uncertain: 'flag' })).toFixed(1)} |`);
   ro.close();
 
   // 10,000 files waiting at start, 5,000 of them already audited

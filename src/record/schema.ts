@@ -138,4 +138,44 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX shadow_scores_model ON shadow_scores (bundle_sha256, inspection_id);
   `,
+  // 5: `audit accuracy` without scanning a month of inspections: per day, bundle, model, verdict
+  // and current label, how many inspections — kept by triggers in the transaction that records the
+  // inspection or the label, so every writer (daemon, CLI, MQTT labels, import) keeps it exact.
+  // Unlabelled is '', no bundle '(none)', no model '' / -1 (a key column may not be NULL).
+  `
+  CREATE TABLE accuracy_counts (
+    day            TEXT NOT NULL,             -- substr(scored_at, 1, 10)
+    bundle         TEXT NOT NULL,
+    model_name     TEXT NOT NULL,
+    model_version  INTEGER NOT NULL,
+    verdict        TEXT NOT NULL,
+    uncertain      INTEGER NOT NULL,          -- reason = 'uncertain'
+    label          TEXT NOT NULL,             -- the inspection's current label, '' if none
+    n              INTEGER NOT NULL,
+    PRIMARY KEY (day, bundle, model_name, model_version, verdict, uncertain, label)
+  ) WITHOUT ROWID;
+  INSERT INTO accuracy_counts
+    SELECT substr(i.scored_at, 1, 10), coalesce(i.bundle, '(none)'), coalesce(i.model_name, ''), coalesce(i.model_version, -1),
+      i.verdict, i.reason = 'uncertain', coalesce(c.label, ''), count(*)
+    FROM inspections i LEFT JOIN (SELECT inspection_id, label, max(id) FROM labels GROUP BY inspection_id) c ON c.inspection_id = i.id
+    GROUP BY 1, 2, 3, 4, 5, 6, 7;
+  CREATE TRIGGER inspections_accuracy_counts AFTER INSERT ON inspections BEGIN
+    INSERT INTO accuracy_counts VALUES (substr(NEW.scored_at, 1, 10), coalesce(NEW.bundle, '(none)'), coalesce(NEW.model_name, ''),
+      coalesce(NEW.model_version, -1), NEW.verdict, NEW.reason = 'uncertain', '', 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+  END;
+  CREATE TRIGGER labels_accuracy_counts AFTER INSERT ON labels BEGIN
+    UPDATE accuracy_counts SET n = n - 1
+    WHERE (day, bundle, model_name, model_version, verdict, uncertain, label) = (
+      SELECT substr(i.scored_at, 1, 10), coalesce(i.bundle, '(none)'), coalesce(i.model_name, ''), coalesce(i.model_version, -1),
+        i.verdict, i.reason = 'uncertain',
+        coalesce((SELECT l.label FROM labels l WHERE l.inspection_id = NEW.inspection_id AND l.id < NEW.id ORDER BY l.id DESC LIMIT 1), '')
+      FROM inspections i WHERE i.id = NEW.inspection_id);
+    INSERT INTO accuracy_counts
+      SELECT substr(i.scored_at, 1, 10), coalesce(i.bundle, '(none)'), coalesce(i.model_name, ''), coalesce(i.model_version, -1),
+        i.verdict, i.reason = 'uncertain', NEW.label, 1
+      FROM inspections i WHERE i.id = NEW.inspection_id
+    ON CONFLICT DO UPDATE SET n = n + 1;
+  END;
+  `,
 ];

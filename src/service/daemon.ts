@@ -205,7 +205,8 @@ export class Daemon {
     const error = this.faults.current;
     const fault = error ? `ERROR ${error}; ` : '';
     const p = this.publisher;
-    return `${fault}scored ${n.pass + n.flag + n.error} (${n.flag} flag, ${n.error} error); queue ${queue}; unpublished ${outbox}; ${model}; mqtt ${p?.connected ? 'connected' : `disconnected${p?.lastError ? ` (${p.lastError})` : ''}`}`;
+    const unmatched = this.path?.recorder.unmatched ? ` (${this.path.recorder.unmatched} without bundle or part: capture.fields did not match)` : '';
+    return `${fault}scored ${n.pass + n.flag + n.error} (${n.flag} flag, ${n.error} error)${unmatched}; queue ${queue}; unpublished ${outbox}; ${model}; mqtt ${p?.connected ? 'connected' : `disconnected${p?.lastError ? ` (${p.lastError})` : ''}`}`;
   }
 
   /** A fault began or ended, a model was activated: the status topic and STATUS= say so at once. */
