@@ -84,7 +84,7 @@ function countsSql(s: Source, o: AccuracyOptions): string {
       ${sum(`${s.verdict} = 'flag' AND ${s.label} IS NULL`)} AS review_backlog`;
 }
 
-type Counts = Record<string, number | string>;
+export type Counts = Record<string, number | string>;
 
 function modelClauses(o: AccuracyOptions, name: string, version: string, params: unknown[]): string[] {
   if (!o.model) return [];
@@ -176,7 +176,8 @@ export function accuracyByScan(db: Db, o: AccuracyOptions): AccuracyRow[] {
   return report(scan(db, o, o.since, o.until));
 }
 
-function report(counts: Counts[]): AccuracyRow[] {
+/** Rows of counts (`grp`, `n`, `errors`, `tp` …) as the table: rates, balanced accuracy, and the pooled Overall row. */
+export function report(counts: Counts[]): AccuracyRow[] {
   const rows = counts.sort((a, b) => (String(a.grp) < String(b.grp) ? -1 : String(a.grp) > String(b.grp) ? 1 : 0));
   const out = rows.map((r) => finish(String(r.grp), r));
   const pooled: Record<string, number> = {};

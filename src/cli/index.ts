@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { XrayError } from '../errors.js';
 import { registerAudit } from './audit.js';
+import { registerCollect } from './collect.js';
 import { registerDemo } from './demo.js';
 import { registerModel } from './model.js';
 import { registerQuality } from './quality.js';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerSyncCommands(program);
   registerDemo(program);
   registerTraining(program);
+  registerCollect(program);
   return program;
 }
 

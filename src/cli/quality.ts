@@ -2,11 +2,13 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import pg from 'pg';
 import { accuracy, reviewList, type AccuracyGroup, type AccuracyRow } from '../audit/accuracy.js';
 import { driftReport } from '../audit/drift.js';
 import { XrayError } from '../errors.js';
 import { openDatabase, type Db } from '../record/database.js';
 import { importLabels, listLabels, parseCsv, setLabel } from '../record/labels.js';
+import { plantAccuracy, type PlantGroup } from '../plant/accuracy.js';
 import { loadConfig } from '../service/config.js';
 import { csvCell, iso, openDb, type DbOptions } from './db.js';
 import { parseChoice, parseNumber } from './options.js';
@@ -58,15 +60,31 @@ export function registerAccuracy(sub: (name: string) => Command, dbOpts: (cmd: C
     });
 
   sub('accuracy').description("balanced accuracy of the labelled verdicts per group, and pooled (the paper's Table 1 rules)")
-    .option('--by <group>', 'bundle|model|day|week|month', parseChoice(['bundle', 'model', 'day', 'week', 'month'] as const), 'bundle')
+    .option('--by <group>', 'bundle|model|day|week|month (with --pg also station|station-bundle)', parseChoice(['bundle', 'model', 'day', 'week', 'month', 'station', 'station-bundle'] as const), 'bundle')
     .option('--since <iso>').option('--until <iso>')
     .option('--model <name[:version]>', 'only this model')
     .option('--uncertain <how>', 'flag (an uncertain verdict counts as abnormal predicted) | exclude', parseChoice(['flag', 'exclude'] as const), 'flag')
     .option('--format <f>', 'table|csv|json|md', parseChoice(['table', 'csv', 'json', 'md'] as const), 'table')
-    .action(function (this: Command, o: { by: AccuracyGroup; since?: string; until?: string; model?: string; uncertain: 'flag' | 'exclude'; format: 'table' | 'csv' | 'json' | 'md' }) {
+    .option('--pg <env>', "the plant database instead: the environment variable holding its URL (docs/plant.md)")
+    .option('--station <id>', 'with --pg: only this station')
+    .action(async function (this: Command, o: { by: AccuracyGroup | PlantGroup; since?: string; until?: string; model?: string; uncertain: 'flag' | 'exclude'; format: 'table' | 'csv' | 'json' | 'md'; pg?: string; station?: string }) {
+      const range = { since: o.since ? iso(o.since) : undefined, until: o.until ? iso(o.until) : undefined };
+      if (o.pg) {
+        const url = process.env[o.pg];
+        if (!url) throw new XrayError('CONFIG_INVALID', `--pg ${o.pg}: environment variable ${o.pg} is not set (postgres://user:password@host/db)`);
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        try {
+          writeAccuracy(await plantAccuracy(client, { ...o, ...range, by: o.by as PlantGroup }), o.format);
+        } finally {
+          await client.end();
+        }
+        return;
+      }
+      if (o.by === 'station' || o.by === 'station-bundle') throw new XrayError('CONFIG_INVALID', `--by ${o.by} needs --pg (one station's database has one station)`);
       const db = openDb(dbOpts(this));
       try {
-        writeAccuracy(accuracy(db, { ...o, since: o.since ? iso(o.since) : undefined, until: o.until ? iso(o.until) : undefined }), o.format);
+        writeAccuracy(accuracy(db, { ...o, ...range, by: o.by as AccuracyGroup }), o.format);
       } finally {
         db.close();
       }

@@ -17,6 +17,7 @@ export interface MqttSettings {
   keepalive_s: number;
   plain_topic: boolean;
   status_interval_s: number;
+  label_events: boolean;
 }
 
 /** Credentials and TLS files for a connection to the station's broker (the daemon's and `run --check`'s). */

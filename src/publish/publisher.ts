@@ -1,6 +1,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { Component } from '../events.js';
+import { labelMessage } from '../record/labels.js';
 import type { Store } from '../record/store.js';
 import { connectAuth, type MqttSettings } from './connection.js';
 
@@ -34,6 +35,7 @@ export class Publisher implements Component {
   private flushAgain = false;
   private since = new Date().toISOString();
   private statusTimer: NodeJS.Timeout | null = null;
+  private labelTimer: NodeJS.Timeout | null = null;
   private readonly commands = new Map<string, { handler: (payload: Buffer) => Promise<unknown>; result: string }>();
   private readonly retained = new Map<string, string>();
   private failures = 0;
@@ -50,9 +52,9 @@ export class Publisher implements Component {
     private readonly version: string,
   ) {}
 
-  get topics(): { verdict: string; plain: string; status: string } {
+  get topics(): { verdict: string; plain: string; status: string; label: string } {
     const p = this.settings.mqtt.topic_prefix;
-    return { verdict: `${p}/verdict`, plain: `${p}/verdict/plain`, status: `${p}/status` };
+    return { verdict: `${p}/verdict`, plain: `${p}/verdict/plain`, status: `${p}/status`, label: `${p}/label` };
   }
 
   get clientId(): string {
@@ -118,6 +120,13 @@ export class Publisher implements Component {
       if (this.connected) this.publishStatus('online');
     }, m.status_interval_s * 1000);
     this.statusTimer.unref();
+    if (m.label_events) {
+      // Labels are written by other processes too (`xray-qc label set|import`): looked for every 2 s.
+      this.labelTimer = setInterval(() => {
+        if (this.connected && !this.hold) this.kick();
+      }, 2000);
+      this.labelTimer.unref();
+    }
   }
 
   /** Resolves once connected, or after `timeoutMs` (false). */
@@ -130,6 +139,7 @@ export class Publisher implements Component {
   /** Publishes `stopped` (retained) when connected, then disconnects. */
   async stop(timeoutMs = 3000): Promise<void> {
     if (this.statusTimer) clearInterval(this.statusTimer);
+    if (this.labelTimer) clearInterval(this.labelTimer);
     // Stopping during a hold sends nothing more (subscribers may not be back yet); `hold` stays
     // set, so that nothing is kicked from here on.
     const holding = this.hold !== null;
@@ -234,6 +244,23 @@ export class Publisher implements Component {
     return JSON.stringify({ state, since, model: s.model, queue: s.queue, error: s.error, warnings: s.warnings, version: this.version });
   }
 
+  /** Each label once acknowledged, after the verdicts (the plant needs the inspection first). */
+  private async flushLabels(): Promise<void> {
+    let after = 0;
+    for (;;) {
+      const client = this.client;
+      if (!client?.connected) return;
+      const rows = this.store.labelsPending(after, 100);
+      if (rows.length === 0) return;
+      for (const row of rows) {
+        if (!client.connected) return;
+        await withTimeout(client.publishAsync(this.topics.label, JSON.stringify(labelMessage(this.settings.stationId, row)), { qos: 1 }), 15_000);
+        this.store.markLabelPublished(row.id, new Date().toISOString());
+        after = row.id;
+      }
+    }
+  }
+
   private async flush(): Promise<void> {
     this.flushing = true;
     try {
@@ -255,6 +282,7 @@ export class Publisher implements Component {
             after = row.seq;
           }
         }
+        if (this.settings.mqtt.label_events) await this.flushLabels();
       } while (this.flushAgain);
     } catch (err) {
       // Not acknowledged (connection lost, timeout): the rows stay in the outbox for the next round.

@@ -119,3 +119,10 @@ export function parseCsv(text: string): string[][] {
   if (row.length > 1 || row[0] !== '') rows.push(row);
   return rows;
 }
+
+/** A `labels` row as the plant receives it (`<prefix>/label`, docs/mqtt.md; `xray-qc collect`). */
+export interface LabelMessage { station_id: string; label_id: number; inspection_id: string; label: Label; labelled_by: string | null; note: string | null; source: string; labelled_at: string }
+
+export function labelMessage(stationId: string, row: { id: number; inspection_id: string; label: Label; labelled_by: string | null; note: string | null; source: string; labelled_at: string }): LabelMessage {
+  return { station_id: stationId, label_id: row.id, inspection_id: row.inspection_id, label: row.label, labelled_by: row.labelled_by, note: row.note, source: row.source, labelled_at: row.labelled_at };
+}

@@ -178,4 +178,9 @@ export const MIGRATIONS: string[] = [
     ON CONFLICT DO UPDATE SET n = n + 1;
   END;
   `,
+  // 6: each label published once to the plant (`<prefix>/label`, mqtt.label_events; docs/plant.md)
+  `
+  ALTER TABLE labels ADD COLUMN published_at TEXT;
+  CREATE INDEX labels_unpublished ON labels (id) WHERE published_at IS NULL;
+  `,
 ];

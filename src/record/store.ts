@@ -2,6 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { EventKind } from '../errors.js';
 import type { AuditRecord, QueuedCapture } from '../pipeline/messages.js';
 import type { Db } from './database.js';
+import type { Label } from './labels.js';
+
+type LabelRow = { id: number; inspection_id: string; label: Label; labelled_by: string | null; note: string | null; source: string; labelled_at: string };
 
 /** The verdict message on `<prefix>/verdict` (docs/mqtt.md): the audit row as the line reads it. */
 export interface VerdictMessage extends Pick<AuditRecord, 'station_id' | 'captured_at' | 'scored_at' | 'verdict' | 'reason' | 'p_abnormal' | 'threshold'> {
@@ -66,6 +69,8 @@ export class Store {
       outboxCount: db.prepare('SELECT count(*) AS n FROM outbox'),
       published: db.prepare('UPDATE inspections SET published_at = ? WHERE seq = ? AND published_at IS NULL'),
       outboxDelete: db.prepare('DELETE FROM outbox WHERE seq = ?'),
+      labelsPending: db.prepare('SELECT id, inspection_id, label, labelled_by, note, source, labelled_at FROM labels WHERE published_at IS NULL AND id > ? ORDER BY id LIMIT ?'),
+      labelPublished: db.prepare('UPDATE labels SET published_at = ? WHERE id = ?'),
       event: db.prepare('INSERT INTO events (at, kind, message, data) VALUES (?, ?, ?, ?)'),
       modelSeen: db.prepare(`INSERT INTO models (name, version, sha256, dir, first_seen_at) VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (name, version, sha256) DO NOTHING`),
@@ -126,6 +131,15 @@ export class Store {
 
   outboxPending(afterSeq: number, limit: number): OutboxRow[] {
     return this.s.outboxPending.all(afterSeq, limit) as OutboxRow[];
+  }
+
+  /** Labels not yet acknowledged by the broker (written by any process: the CLI, MQTT requests). */
+  labelsPending(afterId: number, limit: number): LabelRow[] {
+    return this.s.labelsPending.all(afterId, limit) as LabelRow[];
+  }
+
+  markLabelPublished(id: number, at: string): void {
+    this.s.labelPublished.run(at, id);
   }
 
   outboxCount(): number {

@@ -73,6 +73,8 @@ export const ConfigSchema = z.strictObject({
     plain_topic: z.boolean().default(false),
     /** Accept labels from an HMI on `<prefix>/label/set` (docs/quality.md; restrict who may publish there in the broker's ACL). */
     label_topic: z.boolean().default(false),
+    /** Publish every label (QoS 1, once acknowledged) on `<prefix>/label` for the plant collector (docs/plant.md). */
+    label_events: z.boolean().default(true),
     status_interval_s: z.number().int().min(1).max(3600).default(30),
   }),
   sync: z.strictObject({
