@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,10 +41,18 @@ function record(i: number, r: () => number): AuditRecord {
   } as AuditRecord;
 }
 
-function fill(db: Db, n: number, seed: number): void {
+/** Through the station's Store; `raw`: a plain INSERT, for a database at an older schema than the Store's. */
+function fill(db: Db, n: number, seed: number, raw = false): void {
   const r = rng(seed);
-  const store = new Store(db);
-  db.transaction(() => { for (let i = 0; i < n; i++) store.record(record(seed * 10_000 + i, r), 's/verdict'); })();
+  const store = raw ? null : new Store(db);
+  db.transaction(() => {
+    for (let i = 0; i < n; i++) {
+      const rec = record(seed * 10_000 + i, r);
+      if (store) { store.record(rec, 's/verdict'); continue; }
+      const row = { ...rec, id: randomUUID() };
+      db.prepare(`INSERT INTO inspections (${Object.keys(row).join(', ')}) VALUES (${Object.keys(row).map((k) => `@${k}`).join(', ')})`).run(row);
+    }
+  })();
 }
 
 function label(db: Db, seed: number, rounds: number): void {
@@ -106,7 +115,7 @@ describe('audit accuracy from accuracy_counts', () => {
     old.pragma('foreign_keys = ON');
     for (let v = 0; v < 4; v++) old.exec(MIGRATIONS[v]);
     old.pragma('user_version = 4');
-    fill(old, 800, 4);
+    fill(old, 800, 4, true);
     label(old, 5, 2);
     expect(old.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'accuracy_counts'").get()).toEqual({ n: 0 });
     const scanned = accuracyByScan(old, { by: 'day', uncertain: 'flag' });

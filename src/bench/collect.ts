@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import pino from 'pino';
 import { Collector } from '../plant/collector.js';
 import { parsePlantConfig } from '../plant/config.js';
+import { freePort } from '../tools/net.js';
 import { Postgres } from '../tools/postgres.js';
 
 /**
@@ -17,16 +17,6 @@ import { Postgres } from '../tools/postgres.js';
  * collector is away (its session holds them), then the collector starts and the clock runs
  * until the last one is committed. Reported: verdicts/s and the collector's CPU time per verdict.
  */
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function verdict(station: string, seq: number, t0: number): string {
   const at = new Date(t0 + seq * 1000).toISOString();
