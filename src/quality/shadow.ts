@@ -27,8 +27,10 @@ const BACKLOG = 500;
  * A shadow candidate (`xray-qc models shadow VERSION`, the repository's `shadow` file): loaded
  * beside the active model, it scores captures the active model has recorded and published —
  * only while the line is idle (nothing queued, nothing in flight), newest first, and with its
- * inference threads at niceness 19 — into `shadow_scores`. The active path is never waited for:
- * on a CPU station the candidate sees the captures the line leaves it time for (coverage).
+ * inference threads at niceness 19 — into `shadow_scores`. It starts only when nothing waits,
+ * but a capture that arrives during its run waits for it: +0.7 s median on a 2-core CPU station
+ * (`npm run bench:shadow`, docs/performance.md). On a CPU station the candidate sees the captures
+ * the line leaves it time for (coverage).
  */
 export class ShadowRunner implements Component {
   readonly name = 'shadow';
