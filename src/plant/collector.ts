@@ -4,7 +4,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Component } from '../events.js';
 import type { PlantConfig } from './config.js';
-import { openGaps, reportGaps } from './gaps.js';
+import { reportGaps } from './gaps.js';
 import { ingest, parseMessage, type Item } from './ingest.js';
 import { migratePlant } from './schema.js';
 
@@ -137,16 +137,6 @@ export class Collector implements Component {
       }
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'gap check failed');
-    }
-  }
-
-  /** What is open now, for the status line. */
-  async gaps(): Promise<number> {
-    const db = await this.pool.connect();
-    try {
-      return (await openGaps(db, 0)).length;
-    } finally {
-      db.release();
     }
   }
 
