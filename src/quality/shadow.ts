@@ -27,8 +27,9 @@ const BACKLOG = 500;
  * A shadow candidate (`xray-qc models shadow VERSION`, the repository's `shadow` file): loaded
  * beside the active model, it scores captures the active model has recorded and published —
  * only while the line is idle (nothing queued, nothing in flight), newest first, and with its
- * inference threads at niceness 19 — into `shadow_scores`. It starts only when nothing waits,
- * but a capture that arrives during its run waits for it: +0.7 s median on a 2-core CPU station
+ * inference threads at niceness 19 — into `shadow_scores`. A capture that arrives during its run
+ * is prepared and scored by the active model at once (the candidate does not take the
+ * preparation hold; D42): 1.05× median latency on a 2-core CPU station, within its drift
  * (`npm run bench:shadow`, docs/performance.md). On a CPU station the candidate sees the captures
  * the line leaves it time for (coverage).
  */
@@ -42,7 +43,18 @@ export class ShadowRunner implements Component {
   private stopped = false;
   private unlisten: (() => void) | null = null;
 
-  constructor(private readonly ctx: ShadowContext) {}
+  /**
+   * The preparation stage as the candidate borrows it: its tensors, but not its hold. Holding
+   * (`setInferenceBusy`) keeps finished preparations from waking the main thread while an
+   * inference runs (D26); during the candidate's run that would keep the next capture's finished
+   * preparation from the active model until the candidate is done.
+   */
+  private readonly lender: TensorLender;
+
+  constructor(private readonly ctx: ShadowContext) {
+    const p = ctx.prepare;
+    this.lender = { holds: (x) => p.holds(x), release: (x) => p.release(x), setInferenceBusy: () => {} };
+  }
 
   async start(): Promise<void> {
     this.unlisten = this.ctx.events.on('verdict.recorded', (v) => {
@@ -64,14 +76,24 @@ export class ShadowRunner implements Component {
     this.candidate = null;
   }
 
-  private ticks = 0;
+  private followedAt = 0;
 
   private async tick(): Promise<void> {
     if (this.busy || this.stopped) return;
     this.busy = true;
     try {
-      if (++this.ticks % 4 === 0) await this.follow(); // the shadow file, once a second
-      while (this.candidate && this.pending.length && this.ctx.lineIdle() && !this.stopped) await this.scoreOne(this.candidate, this.pending.pop()!);
+      // The shadow file, once a second — between two candidate runs too, so that a long backlog
+      // never keeps `models shadow off` (or a new version) waiting.
+      const followDue = async (): Promise<void> => {
+        if (performance.now() - this.followedAt < 1000) return;
+        this.followedAt = performance.now();
+        await this.follow();
+      };
+      await followDue();
+      while (this.candidate && this.pending.length && this.ctx.lineIdle() && !this.stopped) {
+        await this.scoreOne(this.candidate, this.pending.pop()!);
+        await followDue();
+      }
     } catch (err) {
       this.ctx.logger.error({ err: (err as Error).message }, 'shadow scoring failed');
     } finally {
@@ -86,7 +108,7 @@ export class ShadowRunner implements Component {
       this.ctx.prepare.release(prepared); // the file changed or went since it was scored: not the same capture
       return;
     }
-    const s = await scorePrepared(model, prepared, this.ctx.prepare, t0);
+    const s = await scorePrepared(model, prepared, this.lender, t0);
     const ref = model.ref;
     this.ctx.save({
       inspection_id: c.id, model_name: ref.name, model_version: ref.version, bundle_sha256: model.bundle.manifestSha256,
