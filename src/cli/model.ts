@@ -12,7 +12,7 @@ import { registerQuantize } from './quantize.js';
 interface PackCli {
   onnx: string; out: string; name: string; version: number; conversion: Conversion; bounds?: number[];
   threshold: number; reviewBand?: number[]; inputName: string; outputName: string; outputKind: 'softmax' | 'logits';
-  abnormalIndex: number; height: number; width: number; mean: number[]; std: number[]; verify: boolean;
+  abnormalIndex: number; heatmapOutput?: string; height: number; width: number; mean: number[]; std: number[]; verify: boolean;
   file: string[]; metrics?: string; description?: string; synthetic?: boolean;
 }
 
@@ -35,6 +35,7 @@ export function registerModel(program: Command): void {
     .option('--input-name <name>', 'graph input name', PACK_DEFAULTS.inputName)
     .option('--output-name <name>', 'graph output name', PACK_DEFAULTS.outputName)
     .option('--output-kind <kind>', 'softmax|logits', parseChoice(['softmax', 'logits'] as const), PACK_DEFAULTS.outputKind)
+    .option('--heatmap-output <name>', 'graph output holding the Grad-CAM heat map (1×h×w), e.g. heatmap from xray-qc train')
     .option('--abnormal-index <i>', 'index of the abnormal class in the output', parseNumber(0, 1000, true), PACK_DEFAULTS.abnormalIndex)
     .option('--height <px>', 'input height', parseNumber(1, 16384, true), PACK_DEFAULTS.height)
     .option('--width <px>', 'input width', parseNumber(1, 16384, true), PACK_DEFAULTS.width)

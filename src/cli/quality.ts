@@ -11,6 +11,7 @@ import { importLabels, listLabels, parseCsv, setLabel } from '../record/labels.j
 import { plantAccuracy, type PlantGroup } from '../plant/accuracy.js';
 import { loadConfig } from '../service/config.js';
 import { csvCell, iso, openDb, type DbOptions } from './db.js';
+import { addReviewServe } from './review.js';
 import { parseChoice, parseNumber } from './options.js';
 
 /** The quality loop's commands: `audit accuracy`, `review list`, `label set|import|list` (docs/quality.md). */
@@ -166,7 +167,9 @@ export function registerQuality(program: Command): void {
         db.close();
       }
     });
-  withDb(program.command('review').description('what waits for a human').command('list').description('flags and uncertain verdicts (or --verdict), oldest first'))
+  const review = program.command('review').description('what waits for a human, and the review page');
+  addReviewServe(review);
+  withDb(review.command('list').description('flags and uncertain verdicts (or --verdict), oldest first'))
     .option('--unlabelled', 'only those without a label')
     .option('--verdict <v>', 'flag|uncertain|pass', parseChoice(['flag', 'uncertain', 'pass'] as const))
     .option('--limit <n>', 'at most n rows', parseNumber(1, 1e7, true), 50)

@@ -3,11 +3,14 @@ import { XrayError } from '../errors.js';
 import { transferList } from '../transfer.js';
 import { compiledWorkerUrl } from '../worker-url.js';
 import type { FromWorker, GraphContract, Provider, ToWorker } from './messages.js';
+import type { HeatMap } from '../pipeline/messages.js';
 import type { LoadResult } from './model.js';
 
 
 export interface InferResult {
   output: Float32Array;
+  /** The heat map, for a graph whose manifest names one (outputs.heatmap). */
+  heatmap: HeatMap | null;
   ms: number;
   /** A transferred input tensor, handed back for reuse (null for one in shared memory: it never left). */
   input: Float32Array | null;
@@ -100,7 +103,7 @@ export class InferenceEngine {
         this.loadWaiter = null;
         break;
       case 'result':
-        this.pending.get(message.id)?.resolve({ output: message.output, ms: message.ms, input: message.input });
+        this.pending.get(message.id)?.resolve({ output: message.output, heatmap: message.heatmap, ms: message.ms, input: message.input });
         this.pending.delete(message.id);
         break;
       case 'run-failed':

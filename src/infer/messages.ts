@@ -1,4 +1,6 @@
 /** Typed messages between the main thread and the inference worker. */
+import type { HeatMap } from '../pipeline/messages.js';
+
 
 export const PROVIDERS = ['tensorrt', 'cuda', 'cpu'] as const;
 export type Provider = (typeof PROVIDERS)[number];
@@ -10,7 +12,10 @@ export interface GraphContract {
   width: number;
   /** The output must have more entries than this index. */
   abnormalIndex: number;
+  /** A second output, the heat map (1×h×w), fetched with the first where named. */
+  heatmapName?: string;
 }
+
 
 export type ToWorker =
   | { type: 'load'; modelPath: string; providers: Provider[]; graph: GraphContract; intraOpThreads?: number; deviceId?: number; spinning?: boolean; niceIncrement?: number }
@@ -21,6 +26,6 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'loaded'; provider: Provider; warnings: string[]; warmupMs: number }
   | { type: 'load-failed'; code: 'MODEL_LOAD_FAILED' | 'MODEL_GRAPH_MISMATCH'; message: string; warnings: string[] }
-  | { type: 'result'; id: number; output: Float32Array; ms: number; input: Float32Array | null }
+  | { type: 'result'; id: number; output: Float32Array; heatmap: HeatMap | null; ms: number; input: Float32Array | null }
   | { type: 'run-failed'; id: number; message: string; input: Float32Array | null }
   | { type: 'pong'; id: number };

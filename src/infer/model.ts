@@ -1,6 +1,6 @@
 import type { Bundle } from '../model/bundle.js';
 import type { TensorContract } from '../model/contract.js';
-import type { ModelRef } from '../pipeline/messages.js';
+import type { HeatMap, ModelRef } from '../pipeline/messages.js';
 import type { Provider } from './messages.js';
 
 /** How a model was loaded: the provider that took it, what the others said, the warm-up's time. */
@@ -20,13 +20,18 @@ export interface Model {
   /** What its input tensor must be (the preparation stage makes it so). */
   readonly contract: TensorContract;
   readonly load: LoadResult;
-  /** The raw output for one input tensor (NCHW float32; shared memory is fine). */
-  run(input: Float32Array): Promise<Float32Array>;
+  /** The raw output for one input tensor (NCHW float32; shared memory is fine), and its heat map if the graph has one. */
+  run(input: Float32Array): Promise<ModelOutput>;
   /** Answers true once the backend has handled everything sent before, within `timeoutMs` (watchdog). */
   ping(timeoutMs: number): Promise<boolean>;
   /** The bundle folder was renamed (staging → repository); the loaded model is unaffected. */
   movedTo(dir: string): void;
   close(): Promise<void>;
+}
+
+export interface ModelOutput {
+  output: Float32Array;
+  heatmap: HeatMap | null;
 }
 
 export interface ModelOptions {

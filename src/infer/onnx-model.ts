@@ -3,7 +3,7 @@ import { loadBundle, resolveBundleDir, type Bundle } from '../model/bundle.js';
 import { contractFor, type TensorContract } from '../model/contract.js';
 import type { ModelRef } from '../pipeline/messages.js';
 import { InferenceEngine } from './engine.js';
-import { modelRef, type LoadResult, type Model, type ModelOptions } from './model.js';
+import { modelRef, type LoadResult, type Model, type ModelOptions, type ModelOutput } from './model.js';
 
 /** A bundle in ONNX Runtime, in its own inference worker thread (`session.run` blocks its thread). */
 export class OnnxModel implements Model {
@@ -22,7 +22,7 @@ export class OnnxModel implements Model {
       const m = bundle.manifest;
       const load = await engine.load(bundle.modelPath, options.providers ?? ['cpu'], {
         inputName: m.input.name, outputName: m.output.name, height: m.input.height, width: m.input.width,
-        abnormalIndex: m.output.abnormal_index,
+        abnormalIndex: m.output.abnormal_index, ...(m.outputs?.heatmap ? { heatmapName: m.outputs.heatmap } : {}),
       }, options.intraOpThreads, options.deviceId, options.intraOpSpinning, options.niceIncrement);
       return new OnnxModel(bundle, engine, load);
     } catch (err) {
@@ -39,8 +39,9 @@ export class OnnxModel implements Model {
     return modelRef(this.current);
   }
 
-  async run(input: Float32Array): Promise<Float32Array> {
-    return (await this.engine.infer(input)).output;
+  async run(input: Float32Array): Promise<ModelOutput> {
+    const r = await this.engine.infer(input);
+    return { output: r.output, heatmap: r.heatmap };
   }
 
   ping(timeoutMs: number): Promise<boolean> {

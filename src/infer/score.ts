@@ -2,7 +2,7 @@ import { decideCapture } from '../decide/capture.js';
 import { toXrayError } from '../errors.js';
 import type { TensorContract } from '../model/contract.js';
 import { failedScore, type PreparedCapture, type PreparedOk, type Scored } from '../pipeline/messages.js';
-import type { Model } from './model.js';
+import type { Model, ModelOutput } from './model.js';
 
 /** What inference needs of the preparation stage (prepare/stage.ts): its tensors and its one knob. */
 export interface TensorLender {
@@ -24,7 +24,7 @@ export async function scorePrepared(model: Model, prepared: PreparedCapture, len
   }
   try {
     const t0 = performance.now();
-    let output: Float32Array;
+    let output: ModelOutput;
     lender.setInferenceBusy(true);
     try {
       output = await model.run(prepared.tensor);

@@ -1,6 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { FromWorker, GraphContract, Provider, ToWorker } from './messages.js';
+import type { HeatMap } from '../pipeline/messages.js';
 import { isShared, transferList } from '../transfer.js';
 import { providerOption } from './providers.js';
 import { lowerThreadPriority } from '../thread-priority.js';
@@ -43,7 +44,21 @@ function checkGraph(s: ort.InferenceSession, g: GraphContract): string | null {
       return `output.abnormal_index: ${g.abnormalIndex} is outside the graph output's ${last} classes`;
     }
   }
+  if (g.heatmapName) {
+    const heat = s.outputMetadata.find((m) => m.name === g.heatmapName);
+    if (!heat) return `outputs.heatmap: graph has no output '${g.heatmapName}' (it has ${s.outputNames.join(', ')})`;
+    if (heat.isTensor && heat.shape.length !== 3) return `outputs.heatmap: graph output '${g.heatmapName}' has rank ${heat.shape.length}, expected 3 (1×h×w)`;
+  }
   return null;
+}
+
+/** The heat-map output as a plain h×w map, or null when the graph has none. */
+function heatMapOf(result: ort.InferenceSession.OnnxValueMapType, g: GraphContract): HeatMap | null {
+  if (!g.heatmapName) return null;
+  const t = result[g.heatmapName];
+  const [, height, width] = t.dims;
+  const data = t.data instanceof Float32Array ? t.data.slice() : Float32Array.from(t.data as ArrayLike<number>);
+  return { data, height: Number(height), width: Number(width) };
 }
 
 async function load(message: Extract<ToWorker, { type: 'load' }>): Promise<void> {
@@ -121,10 +136,11 @@ async function run(message: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   const started = performance.now();
   try {
     const feeds = { [graph.inputName]: new ort.Tensor('float32', runnable(input), [1, 3, graph.height, graph.width]) };
-    const result = await session.run(feeds, [graph.outputName]);
+    const result = await session.run(feeds, graph.heatmapName ? [graph.outputName, graph.heatmapName] : [graph.outputName]);
     const data = result[graph.outputName].data;
     const output = data instanceof Float32Array ? data.slice() : Float32Array.from(data as ArrayLike<number>);
-    send({ type: 'result', id: message.id, output, ms: performance.now() - started, input: handBack }, transferList(output, input));
+    const heatmap = heatMapOf(result, graph);
+    send({ type: 'result', id: message.id, output, heatmap, ms: performance.now() - started, input: handBack }, transferList(output, input, ...(heatmap ? [heatmap.data] : [])));
   } catch (err) {
     send({ type: 'run-failed', id: message.id, message: (err as Error).message.split('\n')[0], input: handBack }, transferList(input));
   }

@@ -34,6 +34,11 @@ export const ManifestSchema = z.strictObject({
     kind: z.enum(['softmax', 'logits']).default('softmax'),
     abnormal_index: z.number().int().nonnegative().default(1),
   }),
+  /** Further graph outputs the station reads where present; bundles without them keep working. */
+  outputs: z.strictObject({
+    /** A Grad-CAM heat map (1×h×w over the last block's grid) of the abnormal-minus-normal logit (docs/review.md). */
+    heatmap: z.string().min(1).optional(),
+  }).optional(),
   preprocess: z.strictObject({
     conversion: z.enum(CONVERSIONS),
     bounds: z.strictObject({ min: z.number().int().min(0).max(65535), max: z.number().int().min(0).max(65535) })

@@ -18,6 +18,8 @@ export interface PackOptions {
   outputName: string;
   outputKind: 'softmax' | 'logits';
   abnormalIndex: number;
+  /** The graph's heat-map output, if it has one (manifest outputs.heatmap). */
+  heatmapOutput?: string;
   height: number;
   width: number;
   mean: [number, number, number];
@@ -66,6 +68,7 @@ export async function packBundle(o: PackOptions): Promise<{ dir: string; manifes
     files,
     input: { name: o.inputName, height: o.height, width: o.width },
     output: { name: o.outputName, kind: o.outputKind, abnormal_index: o.abnormalIndex },
+    ...(o.heatmapOutput ? { outputs: { heatmap: o.heatmapOutput } } : {}),
     preprocess: { conversion: o.conversion, bounds: o.bounds, mean: o.mean, std: o.std },
     decision: { threshold: o.threshold, review_band: o.reviewBand },
     metrics: o.metrics ?? {},

@@ -82,6 +82,32 @@ export interface Timings {
   total: number;
 }
 
+/** A heat map as the model's graph gives it: h×w row-major values over the last block's grid. */
+export interface HeatMap {
+  data: Float32Array;
+  height: number;
+  width: number;
+}
+
+/**
+ * Where the model saw the anomaly (the verdict's `where`): the centre of the heat map's hottest
+ * cell in capture pixels, and its strength — the cell's Grad-CAM value, its first-order share of
+ * the abnormal-minus-normal logit (the cells sum to the linearised logit, D43).
+ */
+export interface Where {
+  x: number;
+  y: number;
+  strength: number;
+}
+
+/** A heat map as stored (table `heatmaps`): 8-bit cells, value = cell / 255 · scale, scale = the maximum. */
+export interface StoredHeatMap {
+  width: number;
+  height: number;
+  scale: number;
+  cells: Uint8Array;
+}
+
 /** A capture after inference and the decision: its verdict, or the error that is its verdict. */
 export type Scored = ScoredOk | ScoredFailed;
 
@@ -95,6 +121,9 @@ export interface ScoredOk {
   width: number;
   height: number;
   local_bounds?: { min: number; max: number };
+  /** For a model with a heat-map output: the map as stored, and its hottest cell. */
+  heatmap?: StoredHeatMap;
+  where?: Where | null;
   timings_ms: Timings;
 }
 

@@ -29,7 +29,8 @@ export class Recorder {
   record(capture: QueuedCapture, bundle: Bundle, prepared: PreparedCapture, scored: Scored): void {
     const fields = this.fields?.read(capture.file, prepared.ok ? prepared.text : undefined);
     if (fields && fields.bundle === null && fields.part === null) this.unmatched++;
-    const { seq, id } = this.store.record(auditRecord(this.stationId, capture, bundle, prepared, scored, new Date(), fields), this.verdictTopic);
+    const heat = scored.verdict !== 'error' && scored.heatmap ? { map: scored.heatmap, where: scored.where ?? null } : undefined;
+    const { seq, id } = this.store.record(auditRecord(this.stationId, capture, bundle, prepared, scored, new Date(), fields), this.verdictTopic, heat);
     this.counts[scored.verdict]++;
     const ok = scored.verdict !== 'error';
     this.logger.info(

@@ -183,4 +183,18 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE labels ADD COLUMN published_at TEXT;
   CREATE INDEX labels_unpublished ON labels (id) WHERE published_at IS NULL;
   `,
+  // 7: each capture's Grad-CAM heat map, for a model that has one (docs/review.md): 8-bit cells
+  // (value = cell / 255 · scale) and its hottest cell, the verdict's `where`
+  `
+  CREATE TABLE heatmaps (
+    inspection_id  TEXT PRIMARY KEY REFERENCES inspections (id),
+    width          INTEGER NOT NULL,
+    height         INTEGER NOT NULL,
+    scale          REAL NOT NULL,
+    cells          BLOB NOT NULL,
+    where_x        INTEGER,
+    where_y        INTEGER,
+    strength       REAL
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EventKind } from '../errors.js';
-import type { AuditRecord, QueuedCapture } from '../pipeline/messages.js';
+import type { AuditRecord, QueuedCapture, StoredHeatMap, Where } from '../pipeline/messages.js';
 import type { Db } from './database.js';
 import type { Label } from './labels.js';
 
@@ -17,6 +17,8 @@ export interface VerdictMessage extends Pick<AuditRecord, 'station_id' | 'captur
   /** The production bundle and part id (capture.fields), null when unknown. */
   bundle: string | null;
   part: string | null;
+  /** The heat map's hottest cell in capture pixels, for a model with a heat map (else absent). */
+  where?: Where | null;
 }
 
 export interface OutboxRow { seq: number; topic: string; payload: string }
@@ -28,7 +30,7 @@ const COLUMNS = [
   'part_id', 'clip_low', 'clip_high', 'p0_01', 'p50', 'p99_99',
 ];
 
-export function verdictMessage(row: AuditRecord & { id: string; seq: number }): VerdictMessage {
+export function verdictMessage(row: AuditRecord & { id: string; seq: number }, where?: Where | null): VerdictMessage {
   return {
     id: row.id,
     seq: row.seq,
@@ -46,6 +48,7 @@ export function verdictMessage(row: AuditRecord & { id: string; seq: number }): 
     error: row.error_code ? { code: row.error_code, message: row.error_message ?? '' } : null,
     bundle: row.bundle,
     part: row.part_id,
+    ...(where !== undefined ? { where } : {}),
   };
 }
 
@@ -64,6 +67,7 @@ export class Store {
       byStat: db.prepare('SELECT 1 FROM inspections WHERE file_path = ? AND file_bytes = ? AND file_mtime_ms = ? LIMIT 1'),
       bySha: db.prepare('SELECT 1 FROM inspections WHERE file_path = ? AND file_sha256 = ? LIMIT 1'),
       insert: db.prepare(`INSERT INTO inspections (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((c) => `@${c}`).join(', ')})`),
+      heatmapInsert: db.prepare('INSERT INTO heatmaps (inspection_id, width, height, scale, cells, where_x, where_y, strength) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       outboxInsert: db.prepare('INSERT INTO outbox (seq, topic, payload, created_at) VALUES (?, ?, ?, ?)'),
       outboxPending: db.prepare('SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
       outboxCount: db.prepare('SELECT count(*) AS n FROM outbox'),
@@ -118,11 +122,15 @@ export class Store {
    * The audit row, its outbox message and the queue removal in one transaction: a crash leaves
    * either all three or none.
    */
-  record(row: AuditRecord, topic: string): { seq: number; id: string; message: VerdictMessage } {
+  record(row: AuditRecord, topic: string, heat?: { map: StoredHeatMap; where: Where | null }): { seq: number; id: string; message: VerdictMessage } {
     return this.db.transaction(() => {
       const id = randomUUID();
       const seq = Number(this.s.insert.run({ ...row, id }).lastInsertRowid);
-      const message = verdictMessage({ ...row, id, seq });
+      if (heat) {
+        const m = heat.map;
+        this.s.heatmapInsert.run(id, m.width, m.height, m.scale, Buffer.from(m.cells.buffer, m.cells.byteOffset, m.cells.byteLength), heat.where?.x ?? null, heat.where?.y ?? null, heat.where?.strength ?? null);
+      }
+      const message = verdictMessage({ ...row, id, seq }, heat ? heat.where : undefined);
       this.s.outboxInsert.run(seq, topic, JSON.stringify(message), row.scored_at);
       this.s.dequeue.run(row.file_path);
       return { seq, id, message };

@@ -9,6 +9,7 @@ import { PROVIDERS } from '../infer/messages.js';
 import type { ModelOptions } from '../infer/model.js';
 import { issueLines } from '../model/manifest.js';
 import type { PrepareStageOptions } from '../prepare/stage.js';
+import { parseListen } from '../review/auth.js';
 
 /**
  * The station's configuration: one strict schema (unknown keys are errors), defaults, secrets from
@@ -94,6 +95,13 @@ export const ConfigSchema = z.strictObject({
     window: z.number().int().min(1).max(10_000).default(50),
     max_clipped: z.number().min(0).max(1).default(0.01),
   }).default({ window: 50, max_clipped: 0.01 }),
+  /** The review page (docs/review.md): `enabled` runs it inside the daemon; `xray-qc review serve` runs it alone. */
+  review: z.strictObject({
+    enabled: z.boolean().default(false),
+    listen: z.string().refine((s) => { try { parseListen(s); return true; } catch { return false; } }, 'HOST:PORT with an IP address, e.g. 127.0.0.1:8080').default('127.0.0.1:8080'),
+    token_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name').nullable().default('XRAY_QC_REVIEW_TOKEN'),
+    token_credential: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a systemd credential name').nullable().default(null),
+  }).default({ enabled: false, listen: '127.0.0.1:8080', token_env: 'XRAY_QC_REVIEW_TOKEN', token_credential: null }),
   service: z.strictObject({
     stop_timeout_ms: ms.min(100).max(600_000).default(20_000),
     watchdog_ms: ms.min(100).max(600_000).nullable().default(null),
@@ -106,6 +114,8 @@ export interface Config extends RawConfig {
   /** The config file's absolute path. */
   source: string;
   mqtt: RawConfig['mqtt'] & { topic_prefix: string; password: string | null };
+  /** `token`: from review.token_env's variable or review.token_credential, never from the file. */
+  review: RawConfig['review'] & { token: string | null };
 }
 
 /** How every model of this station is opened (daemon start, sync, operator switches). */
@@ -174,6 +184,7 @@ export function parseConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv
     capture: { ...c.capture, dir: abs(c.capture.dir) },
     model: { ...c.model, dir: abs(c.model.dir) },
     database: { path: abs(c.database.path) },
+    review: { ...c.review, token: (c.review.token_env && env[c.review.token_env]) || credential(c.review.token_credential, env) },
     sync: c.sync ? { ...c.sync, url: c.sync.url.replace(/\/+$/, ''), trusted_keys: c.sync.trusted_keys.map(abs) } : null,
     mqtt: {
       ...c.mqtt,

@@ -23,6 +23,8 @@ import { ModelSwitch } from './models.js';
 import { permissionFindings } from './permissions.js';
 import { CapturePath } from './station.js';
 import { SystemdNotifier } from './systemd.js';
+import { parseListen } from '../review/auth.js';
+import { ReviewServer } from '../review/server.js';
 
 /** Test hook (test/faults): preparing a file whose name contains this text throws an unexpected error. */
 const INJECT_PREPARE_FAULT = 'XRAY_QC_TEST_INJECT_PREPARE_FAULT';
@@ -155,6 +157,12 @@ export class Daemon {
         openModel: (dir) => OnnxModel.open(dir, { ...modelOptions(c), niceIncrement: 19 }),
         save: (r) => store.shadowScore(r), event: (message, data) => store.event('shadow', message, data),
       }));
+    }
+    if (c.review.enabled) {
+      // The review page in this process (docs/review.md): its own read-only connection, labels only written.
+      const review = new ReviewServer({ database: c.database.path, modelDir: c.model.dir, stationId: c.station_id, listen: parseListen(c.review.listen), token: c.review.token });
+      await this.lifecycle.start(review);
+      this.logger.info({ review: `http://${review.address}/` }, 'review page listening');
     }
     await this.lifecycle.start(new CaptureIntake(c.capture, store, this.logger, this.events));
     this.notifier.ready(this.summary());

@@ -17,7 +17,11 @@ export interface SynthImage {
   height: number;
   data: Uint16Array;
   anomaly: Anomaly | null;
+  /** The pixels the anomaly changed, as a box (inclusive), null for a normal capture. */
+  region: Box | null;
 }
+
+export interface Box { x0: number; y0: number; x1: number; y1: number }
 
 export interface SynthSize {
   width?: number;
@@ -46,10 +50,30 @@ export function synthElectrode(seed: number, anomaly: Anomaly | null, size: Synt
         : base + rowWave[y] + colWave[x] + noise() * 45;
     }
   }
+  const before = anomaly ? img.slice() : null;
   if (anomaly) drawAnomaly(img, width, height, border, anomaly, rand, noise);
+  const region = before ? changed(before, img, width) : null;
   const data = new Uint16Array(width * height);
   for (let i = 0; i < data.length; i++) data[i] = Math.max(0, Math.min(65535, Math.round(img[i])));
-  return { width, height, data, anomaly };
+  return { width, height, data, anomaly, region };
+}
+
+/** The box around every pixel that differs (null when none does). */
+function changed(a: Float32Array, b: Float32Array, width: number): Box | null {
+  let box: Box | null = null;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === b[i]) continue;
+    const x = i % width;
+    const y = (i - x) / width;
+    if (!box) box = { x0: x, y0: y, x1: x, y1: y };
+    else {
+      if (x < box.x0) box.x0 = x;
+      if (x > box.x1) box.x1 = x;
+      if (y < box.y0) box.y0 = y;
+      if (y > box.y1) box.y1 = y;
+    }
+  }
+  return box;
 }
 
 function drawAnomaly(img: Float32Array, w: number, h: number, border: number, kind: Anomaly, rand: () => number, noise: () => number): void {

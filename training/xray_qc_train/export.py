@@ -14,14 +14,19 @@ import torch.nn as nn
 
 from . import station
 from .data import Dataset
+from .gradcam import HeatmapNet
 from .model import Classifier, ElectrodeNet
 from .preprocess import MEAN, STD, Bounds, preprocess, read_capture
 
 
+HEATMAP = 'heatmap'
+
+
 def export_onnx(net: ElectrodeNet, height: int, width: int, path: Path) -> None:
-    net.eval()
+    """probs (1×2) and the Grad-CAM heat map (1×h×w, gradcam.py) as a second output, `heatmap`."""
+    cam = HeatmapNet(net.backbone, net.classifier).eval()
     x = torch.zeros(1, 3, height, width)
-    torch.onnx.export(net, x, str(path), input_names=['input'], output_names=['probs'], opset_version=13)
+    torch.onnx.export(cam, x, str(path), input_names=['input'], output_names=['probs', HEATMAP], opset_version=13)
 
 
 @torch.no_grad()
@@ -89,7 +94,7 @@ def pack(staging: Path, out_name: str, name: str, version: int, conversion: str,
     args = ['model', 'pack', '--onnx', str(staging / 'model.onnx'), '--out', str(bundle), '--name', name,
             '--version', str(version), '--conversion', conversion, '--threshold', repr(threshold),
             '--height', str(height), '--width', str(width), '--mean', ','.join(map(str, MEAN)), '--std', ','.join(map(str, STD)),
-            '--metrics', str(staging / 'metrics.json'), '--description', description]
+            '--metrics', str(staging / 'metrics.json'), '--description', description, '--heatmap-output', HEATMAP]
     if bounds:
         args += ['--bounds', f'{bounds[0]:g},{bounds[1]:g}']
     if band:

@@ -78,14 +78,17 @@ function readJson(path: string): unknown {
 }
 
 /** The manifest of the demo in `dir`, if there is one. */
-function demoManifest(dir: string): { name: string; version: number; untrained?: boolean } | null {
-  return readJson(join(dir, 'manifest.json')) as { name: string; version: number; untrained?: boolean } | null;
+function demoManifest(dir: string): { name: string; version: number; untrained?: boolean; outputs?: { heatmap?: string } } | null {
+  return readJson(join(dir, 'manifest.json')) as { name: string; version: number; untrained?: boolean; outputs?: { heatmap?: string } } | null;
 }
+
+/** The demo's second output: its Grad-CAM heat map (resnet.ts). */
+export const DEMO_HEATMAP = 'heatmap';
 
 /** Which demo a folder holds: regenerated when it is not the one this version builds. */
 function isCurrent(dir: string, variant: DemoVariant): boolean {
   const m = demoManifest(dir);
-  if (!m) return false;
+  if (!m || m.outputs?.heatmap !== DEMO_HEATMAP) return false; // a demo from before the heat map is rebuilt
   if (variant === 'tiny') return true;
   const spec = trainedSpec();
   return spec ? m.version === spec.version && !m.untrained : m.untrained === true;
@@ -115,7 +118,7 @@ export async function ensureDemoModel(dir: string = defaultDemoDir(), variant: D
   await mkdir(tmp, { recursive: true });
   try {
     const onnxPath = join(tmp, 'model.onnx');
-    await writeFile(onnxPath, buildResNet34({ height: v.height, width: v.width, baseChannels: v.baseChannels, seed: DEMO_SEED, head: trained?.head }));
+    await writeFile(onnxPath, buildResNet34({ height: v.height, width: v.width, baseChannels: v.baseChannels, seed: DEMO_SEED, head: trained?.head, heatmapName: DEMO_HEATMAP }));
     await packBundle({
       ...PACK_DEFAULTS,
       onnx: onnxPath,
@@ -123,6 +126,7 @@ export async function ensureDemoModel(dir: string = defaultDemoDir(), variant: D
       name: v.name,
       height: v.height,
       width: v.width,
+      heatmapOutput: DEMO_HEATMAP,
       ...(trained
         ? {
           version: trained.spec.version, conversion: trained.spec.conversion, bounds: trained.spec.bounds,

@@ -26,6 +26,11 @@ export interface ResNetOptions {
   head?: LayerWeights[];
   /** Receives every convolution's (folded) weights, in the order torchvision's resnet34 lists them. */
   onConv?: (layer: LayerWeights) => void;
+  /**
+   * Name of a second output: the Grad-CAM heat map of the abnormal-minus-normal logit over the
+   * last block's grid (1×h×w), written as forward operations (see `gradCam`). None when absent.
+   */
+  heatmapName?: string;
 }
 
 export interface LayerWeights {
@@ -86,15 +91,19 @@ export function buildResNet34(options: ResNetOptions): Uint8Array {
   };
   const relu = (x: string): string => op('Relu', [x]);
   let fcIndex = 0;
+  const fcs: Array<{ y: string; w: string; weight: Float32Array; fin: number }> = [];
   const gemm = (x: string, fin: number, fout: number, gain = 1): string => {
     const name = fresh('fc');
     const trained = options.head?.[fcIndex++];
     if (trained && (trained.dims[0] !== fout || trained.dims[1] !== fin)) {
       throw new RangeError(`trained ${name}: ${trained.dims.join('×')}, the graph needs ${fout}×${fin}`);
     }
-    const w = initializer(`${name}.weight`, [fout, fin], trained?.weight ?? seeded([fout, fin], gain * Math.sqrt(6 / fin)));
+    const weight = trained?.weight ?? seeded([fout, fin], gain * Math.sqrt(6 / fin));
+    const w = initializer(`${name}.weight`, [fout, fin], weight);
     const b = initializer(`${name}.bias`, [fout], trained?.bias ?? seeded([fout], 0.1, true));
-    return op('Gemm', [x, w, b], [{ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 }]);
+    const y = op('Gemm', [x, w, b], [{ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 }]);
+    fcs.push({ y, w, weight, fin });
+    return y;
   };
 
   const c0 = options.baseChannels;
@@ -115,6 +124,7 @@ export function buildResNet34(options: ResNetOptions): Uint8Array {
       channels = cout;
     }
   }
+  const features = x;
   x = op('Flatten', [op('GlobalAveragePool', [x])], [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }]);
   x = gemm(x, channels, 1000); // ResNet-34's own fc
   x = relu(gemm(x, 1000, 512));
@@ -125,6 +135,15 @@ export function buildResNet34(options: ResNetOptions): Uint8Array {
   }
   // The last node (softmax, or the final Gemm for logits) produces the public output.
   nodes[nodes.length - 1].output = [outputName];
+  const grid = gridOf(options.height, options.width);
+  if (options.heatmapName) {
+    const int64 = (name: string, values: number[]): string => {
+      initializers.push({ name, dims: [values.length], dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) });
+      return name;
+    };
+    gradCam({ op, initializer, int64, features, channels, fcs, grid });
+    nodes[nodes.length - 1].output = [options.heatmapName];
+  }
 
   const valueInfo = (name: string, dims: number[]): onnxProto.onnx.IValueInfoProto => ({
     name,
@@ -141,8 +160,56 @@ export function buildResNet34(options: ResNetOptions): Uint8Array {
       node: nodes,
       initializer: initializers,
       input: [valueInfo(inputName, [1, 3, options.height, options.width])],
-      output: [valueInfo(outputName, [1, 2])],
+      output: [valueInfo(outputName, [1, 2]), ...(options.heatmapName ? [valueInfo(options.heatmapName, [1, grid.h, grid.w])] : [])],
     },
   });
   return onnx.ModelProto.encode(model).finish();
+}
+
+/** The last block's grid for an input: the stem (7×7/2), the max-pool (3×3/2) and three stride-2 stages. */
+export function gridOf(height: number, width: number): { h: number; w: number } {
+  const half = (n: number, k: number, pad: number): number => Math.floor((n + 2 * pad - k) / 2) + 1;
+  let h = half(half(height, 7, 3), 3, 1);
+  let w = half(half(width, 7, 3), 3, 1);
+  for (let s = 0; s < 3; s++) {
+    h = half(h, 3, 1);
+    w = half(w, 3, 1);
+  }
+  return { h, w };
+}
+
+interface GradCamParts {
+  op: (opType: string, inputs: string[], attribute?: onnxProto.onnx.IAttributeProto[]) => string;
+  initializer: (name: string, dims: number[], values: Float32Array) => string;
+  int64: (name: string, values: number[]) => string;
+  /** The last block's output A (1×C×h×w). */
+  features: string;
+  channels: number;
+  /** fc 1000, FC 512, FC 256, FC 2: each Gemm's output, its weight's name and values ([out × in]). */
+  fcs: Array<{ y: string; w: string; weight: Float32Array; fin: number }>;
+  grid: { h: number; w: number };
+}
+
+/**
+ * Grad-CAM of y = logit(abnormal) − logit(normal) as forward operations (D43). Global average
+ * pooling is linear, so ∂y/∂A_k,ij = ∂y/∂z_k / (h·w) for the pooled vector z; the head is
+ * fc → FC 512 → ReLU → FC 256 → ReLU → FC 2, so ∂y/∂z = d·diag(m3)·W3·diag(m2)·W2·W1 with
+ * d = W4[abnormal] − W4[normal] and m the ReLU masks (pre-activation > 0). The heat map is
+ * ReLU(Σ_k w_k·A_k) with w = ∂y/∂z / (h·w): 1×h×w. Appended last, so its last node is the output.
+ */
+function gradCam(p: GradCamParts): void {
+  const [w1, w2, w3, w4] = p.fcs;
+  const d = new Float32Array(w4.fin);
+  for (let i = 0; i < w4.fin; i++) d[i] = w4.weight[w4.fin + i] - w4.weight[i]; // row 1 (abnormal) − row 0 (normal)
+  const int = onnx.AttributeProto.AttributeType.INT;
+  const zero = p.initializer('gradcam.zero', [], new Float32Array([0]));
+  const mask = (pre: string): string => p.op('Cast', [p.op('Greater', [pre, zero])], [{ name: 'to', type: int, i: onnx.TensorProto.DataType.FLOAT }]);
+  const g3 = p.op('Mul', [p.initializer('gradcam.d', [1, w4.fin], d), mask(w3.y)]); // 1×256
+  const g2 = p.op('Mul', [p.op('MatMul', [g3, w3.w]), mask(w2.y)]); // 1×512
+  const g1 = p.op('MatMul', [g2, w2.w]); // 1×1000
+  const gz = p.op('MatMul', [g1, w1.w]); // 1×C: ∂y/∂z
+  const cells = p.grid.h * p.grid.w;
+  const weights = p.op('Reshape', [p.op('Mul', [gz, p.initializer('gradcam.cells', [], new Float32Array([1 / cells]))]), p.int64('gradcam.shape', [1, p.channels, 1, 1])]);
+  const cam = p.op('ReduceSum', [p.op('Mul', [p.features, weights]), p.int64('gradcam.axes', [1])], [{ name: 'keepdims', type: int, i: 0 }]);
+  p.op('Relu', [cam]);
 }

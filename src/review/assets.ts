@@ -1,0 +1,60 @@
+/** The page's stylesheet and script, served from this process (no CDN, nothing downloaded). */
+
+export const CSS = `
+:root { --fg: #1b1f24; --muted: #5b6570; --line: #d5dae0; --flag: #c62828; --pass: #2e7d32; --unc: #ef6c00; --bg: #f6f7f9; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.4 "DejaVu Sans", system-ui, sans-serif; color: var(--fg); background: var(--bg); }
+header { display: flex; gap: 1.2em; align-items: baseline; padding: .6em 1em; background: #222a33; color: #fff; }
+header a { color: #cfe3ff; text-decoration: none; } header a.on { color: #fff; font-weight: bold; }
+header .station { margin-left: auto; color: #aab4bf; font-size: 13px; }
+main { padding: 1em; max-width: 1280px; }
+h1 { font-size: 20px; margin: .2em 0 .6em; }
+table { border-collapse: collapse; background: #fff; margin-bottom: 1.2em; }
+th, td { border: 1px solid var(--line); padding: .3em .6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.queue { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: .8em; }
+.queue a { display: block; background: #fff; border: 1px solid var(--line); padding: .4em; color: inherit; text-decoration: none; font-size: 13px; }
+.queue img { width: 100%; aspect-ratio: 1 / 2; object-fit: contain; background: #000; display: block; }
+.verdict-flag { color: var(--flag); font-weight: bold; } .verdict-pass { color: var(--pass); font-weight: bold; } .reason-uncertain { color: var(--unc); }
+.capture { display: flex; gap: 1.2em; flex-wrap: wrap; align-items: flex-start; }
+.stage { position: relative; width: min(420px, 90vw); aspect-ratio: 1 / 2; background: #000; }
+.stage img { position: absolute; inset: 0; width: 100%; height: 100%; }
+.stage img.heat { image-rendering: auto; mix-blend-mode: normal; }
+.stage.no-heat img.heat { display: none; }
+.placeholder { display: flex; align-items: center; justify-content: center; text-align: center; height: 100%; color: #fff; padding: 1em; }
+.facts { background: #fff; border: 1px solid var(--line); padding: .8em 1em; min-width: 320px; }
+.facts dt { color: var(--muted); font-size: 13px; } .facts dd { margin: 0 0 .4em; }
+.scale { position: relative; height: 14px; background: linear-gradient(90deg, #e8f5e9, #ffebee); border: 1px solid var(--line); margin: .3em 0 1em; }
+.scale .band { position: absolute; top: 0; bottom: 0; background: rgba(239,108,0,.25); }
+.scale .thr { position: absolute; top: -3px; bottom: -3px; width: 2px; background: #000; }
+.scale .p { position: absolute; top: -5px; width: 10px; height: 22px; margin-left: -5px; background: var(--flag); border-radius: 2px; }
+form.label button { font-size: 16px; padding: .5em 1.1em; margin-right: .5em; border-radius: 4px; border: 1px solid #888; cursor: pointer; }
+form.label button.normal { background: #e8f5e9; } form.label button.abnormal { background: #ffebee; }
+form.label input[type=text] { width: 100%; padding: .4em; margin: .4em 0; }
+.keys { color: var(--muted); font-size: 13px; }
+nav.pager a { margin-right: 1em; }
+figure { background: #fff; border: 1px solid var(--line); margin: 0 0 1.2em; padding: .5em; max-width: 700px; }
+figcaption { font-weight: bold; margin-bottom: .3em; }
+svg text { font-size: 11px; fill: var(--muted); } svg .grid { stroke: var(--line); }
+svg .flag { fill: var(--flag); } svg .rest { fill: #90a4ae; } svg .none { fill: #b0bec5; } svg .normal { fill: var(--pass); } svg .abnormal { fill: var(--flag); }
+.notice { background: #fff8e1; border: 1px solid #ffe082; padding: .5em .8em; margin-bottom: 1em; }
+pre { background: #fff; border: 1px solid var(--line); padding: .6em; overflow: auto; }
+`;
+
+/** Keyboard shortcuts (n = normal, a = abnormal, h = heat map, j/k or → / ← = next/previous) and the overlay toggle. */
+export const JS = `
+(function () {
+  var stage = document.querySelector('.stage');
+  var toggle = document.getElementById('heat-toggle');
+  if (toggle && stage) toggle.addEventListener('change', function () { stage.classList.toggle('no-heat', !toggle.checked); });
+  document.addEventListener('keydown', function (e) {
+    if (e.target && (e.target.tagName === 'INPUT' || e.target.tagName === 'TEXTAREA') || e.ctrlKey || e.metaKey || e.altKey) return;
+    var click = function (sel) { var el = document.querySelector(sel); if (el) { el.click(); e.preventDefault(); } };
+    if (e.key === 'n') click('button.normal');
+    else if (e.key === 'a') click('button.abnormal');
+    else if (e.key === 'h' && toggle) { toggle.checked = !toggle.checked; toggle.dispatchEvent(new Event('change')); }
+    else if (e.key === 'j' || e.key === 'ArrowRight') click('a.next');
+    else if (e.key === 'k' || e.key === 'ArrowLeft') click('a.prev');
+  });
+})();
+`;
