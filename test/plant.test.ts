@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verdictMessage } from '../src/record/store.js';
+import { STATION_ROWS, stationVerdict, type StationRow } from '../src/plant/backfill.js';
 import Sqlite from '../src/record/sqlite.js';
 import { Postgres } from '../src/tools/postgres.js';
 import { CLI, cli, ROOT, tempDir } from './helpers.js';
@@ -182,8 +182,8 @@ describe('xray-qc collect: every station into one PostgreSQL', () => {
     expect(Number((await db.query('SELECT count(*) - count(DISTINCT id) AS d FROM inspections')).rows[0].d)).toBe(0);
     expect((await db.query("SELECT * FROM alerts WHERE kind <> 'gap'")).rows).toEqual([]);
     // a replayed message: no second row; the same id with another payload: kept once, an alert
-    const row = new Sqlite(stations[0].db, { readonly: true }).prepare('SELECT * FROM inspections WHERE seq = 7').get() as Parameters<typeof verdictMessage>[0];
-    const msg = verdictMessage(row);
+    const row = new Sqlite(stations[0].db, { readonly: true }).prepare(`${STATION_ROWS} WHERE i.seq = 7`).get() as StationRow;
+    const msg = stationVerdict(row); // as published: with its heat map's `where`
     const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { protocolVersion: 5 });
     await pub.publishAsync(`xray-qc/${msg.station_id}/verdict`, JSON.stringify(msg), { qos: 1 });
     await pub.publishAsync(`xray-qc/${msg.station_id}/verdict`, JSON.stringify({ ...msg, verdict: msg.verdict === 'pass' ? 'flag' : 'pass' }), { qos: 1 });

@@ -32,9 +32,18 @@ export function showInspection(db: Db, idOrSeq: string): InspectionRow | null {
   return (row as InspectionRow | undefined) ?? null;
 }
 
+/**
+ * Every row, oldest first; from schema 7 with what its verdict carried from the heat map
+ * (`has_heat`, `where_x`, `where_y`, `strength`), so that `collect backfill --jsonl` rebuilds the
+ * verdict exactly as it was published.
+ */
 export function* exportInspections(db: Db, f: Filter): Generator<InspectionRow> {
   const w = where(f);
-  yield* db.prepare(`SELECT * FROM inspections ${w.sql} ORDER BY seq`).iterate(...w.params) as Iterable<InspectionRow>;
+  const heat = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'heatmaps'").get() !== undefined;
+  const sql = heat
+    ? `SELECT i.*, h.inspection_id IS NOT NULL AS has_heat, h.where_x, h.where_y, h.strength FROM inspections i LEFT JOIN heatmaps h ON h.inspection_id = i.id ${w.sql} ORDER BY i.seq`
+    : `SELECT * FROM inspections ${w.sql} ORDER BY seq`;
+  yield* db.prepare(sql).iterate(...w.params) as Iterable<InspectionRow>;
 }
 
 export type GroupBy = 'hour' | 'day' | 'model';

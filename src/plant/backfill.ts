@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import type pg from 'pg';
 import type { Db } from '../record/database.js';
 import { labelMessage, type Label } from '../record/labels.js';
-import { verdictMessage } from '../record/store.js';
+import { verdictMessage, type VerdictMessage } from '../record/store.js';
 import type { AuditRecord } from '../pipeline/messages.js';
 import { ingest, LabelSchema, payloadSha, VerdictSchema, type IngestResult, type Item } from './ingest.js';
 
@@ -18,10 +18,20 @@ import { ingest, LabelSchema, payloadSha, VerdictSchema, type IngestResult, type
 
 export interface BackfillTotals { rows: number; verdicts: number; labels: number; duplicates: number; conflicts: number; invalid: number }
 
-type Row = AuditRecord & { id: string; seq: number };
+/** A station's audit row with its heat map's hottest cell (schema 7: `STATION_ROWS`). */
+export type StationRow = AuditRecord & { id: string; seq: number; has_heat?: number; where_x?: number | null; where_y?: number | null; strength?: number | null };
 
-function verdictItem(row: Row): Item {
-  const msg = verdictMessage(row);
+/** The station's rows with what its verdicts carried (`where` from `heatmaps`), by seq. */
+export const STATION_ROWS = 'SELECT i.*, h.inspection_id IS NOT NULL AS has_heat, h.where_x, h.where_y, h.strength FROM inspections i LEFT JOIN heatmaps h ON h.inspection_id = i.id';
+
+/** The verdict as the station published it: `where` only for a capture its model gave a heat map. */
+export function stationVerdict(row: StationRow): VerdictMessage {
+  const where = !row.has_heat ? undefined : row.where_x === null || row.where_x === undefined ? null : { x: row.where_x, y: row.where_y!, strength: row.strength! };
+  return verdictMessage(row, where);
+}
+
+function verdictItem(row: StationRow): Item {
+  const msg = stationVerdict(row);
   const r = VerdictSchema.safeParse(msg);
   return r.success ? { kind: 'verdict', msg: r.data, sha: payloadSha(msg), source: 'backfill' } : { kind: 'invalid', where: `backfill seq ${row.seq}`, raw: JSON.stringify(msg), why: r.error.message };
 }
@@ -45,10 +55,13 @@ async function run(db: pg.ClientBase, batches: AsyncIterable<Item[]> | Iterable<
 
 export async function backfillFromStation(db: pg.ClientBase, station: Db, batch: number, progress: (t: BackfillTotals) => void): Promise<BackfillTotals> {
   const stationId = (station.prepare('SELECT station_id FROM inspections ORDER BY seq DESC LIMIT 1').get() as { station_id: string } | undefined)?.station_id;
+  const withHeat = station.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'heatmaps'").get() !== undefined; // schema 7
   function* batches(): Iterable<Item[]> {
     let after = 0;
     for (;;) {
-      const rows = station.prepare('SELECT * FROM inspections WHERE seq > ? ORDER BY seq LIMIT ?').all(after, batch) as Row[];
+      const rows = station.prepare(withHeat
+        ? `${STATION_ROWS} WHERE i.seq > ? ORDER BY i.seq LIMIT ?`
+        : 'SELECT * FROM inspections WHERE seq > ? ORDER BY seq LIMIT ?').all(after, batch) as StationRow[];
       if (!rows.length) break;
       after = rows[rows.length - 1].seq;
       yield rows.map(verdictItem);
@@ -78,7 +91,7 @@ export async function backfillFromJsonl(db: pg.ClientBase, file: string, batch: 
       n++;
       if (!line.trim()) continue;
       try {
-        items.push(verdictItem(JSON.parse(line) as Row));
+        items.push(verdictItem(JSON.parse(line) as StationRow));
       } catch {
         items.push({ kind: 'invalid', where: `${file}:${n}`, raw: line, why: 'not JSON' });
       }
