@@ -22,12 +22,11 @@ th:first-child, td:first-child { text-align: left; }
 .stage img.heat { image-rendering: auto; mix-blend-mode: normal; }
 .stage.no-heat img.heat { display: none; }
 .placeholder { display: flex; align-items: center; justify-content: center; text-align: center; height: 100%; color: #fff; padding: 1em; }
-.facts { background: #fff; border: 1px solid var(--line); padding: .8em 1em; min-width: 320px; }
+.facts { background: #fff; border: 1px solid var(--line); padding: .8em 1em; flex: 1 1 320px; max-width: 620px; }
 .facts dt { color: var(--muted); font-size: 13px; } .facts dd { margin: 0 0 .4em; }
-.scale { position: relative; height: 14px; background: linear-gradient(90deg, #e8f5e9, #ffebee); border: 1px solid var(--line); margin: .3em 0 1em; }
-.scale .band { position: absolute; top: 0; bottom: 0; background: rgba(239,108,0,.25); }
-.scale .thr { position: absolute; top: -3px; bottom: -3px; width: 2px; background: #000; }
-.scale .p { position: absolute; top: -5px; width: 10px; height: 22px; margin-left: -5px; background: var(--flag); border-radius: 2px; }
+.scale { display: block; margin: .3em 0 1em; max-width: 520px; }
+.scale .track { fill: #eef1f4; stroke: var(--line); } .scale .band { fill: rgba(239,108,0,.35); } .scale .thr { fill: #000; } .scale .p { fill: var(--flag); }
+.scale text { font-size: 9px; fill: var(--muted); }
 form.label button { font-size: 16px; padding: .5em 1.1em; margin-right: .5em; border-radius: 4px; border: 1px solid #888; cursor: pointer; }
 form.label button.normal { background: #e8f5e9; } form.label button.abnormal { background: #ffebee; }
 form.label input[type=text] { width: 100%; padding: .4em; margin: .4em 0; }

@@ -29,9 +29,12 @@ ${rows.length ? `<div class="queue">${cards}</div>` : '<p class="notice">Nothing
 
 export function capturePage(r: CaptureRow, o: { prev: string | null; next: string | null; csrf: string; band: [number, number] | null; saved?: string }): string {
   const p = r.p_abnormal;
-  const scale = p === null ? '' : `<div class="scale" title="p_abnormal against the threshold and review band">
-${o.band ? `<span class="band" style="left:${100 * o.band[0]}%;width:${100 * (o.band[1] - o.band[0])}%"></span>` : ''}
-${r.threshold !== null ? `<span class="thr" style="left:${100 * r.threshold}%"></span>` : ''}<span class="p" style="left:${100 * p}%"></span></div>`;
+  // SVG, not styled spans: the page's CSP allows no inline styles
+  const x = (v: number): string => (4 + 392 * v).toFixed(1);
+  const scale = p === null ? '' : `<svg class="scale" viewBox="0 0 400 30" width="100%" role="img" aria-label="p_abnormal ${p.toFixed(4)} against the threshold and review band">
+<rect x="4" y="8" width="392" height="14" class="track"/>${o.band ? `<rect x="${x(o.band[0])}" y="8" width="${(392 * (o.band[1] - o.band[0])).toFixed(1)}" height="14" class="band"><title>review band</title></rect>` : ''}
+${r.threshold !== null ? `<rect x="${x(r.threshold)}" y="4" width="2" height="22" class="thr"><title>threshold ${r.threshold}</title></rect>` : ''}<rect x="${(Number(x(p)) - 4).toFixed(1)}" y="2" width="8" height="26" rx="2" class="p"><title>p_abnormal ${p.toFixed(4)}</title></rect>
+<text x="4" y="30">0</text><text x="396" y="30" text-anchor="end">1</text></svg>`;
   const facts: Array<[string, string]> = [
     ['Verdict', `${verdictText(r.verdict, r.reason)} — p_abnormal <b id="p">${num(p)}</b>, threshold ${num(r.threshold, 3)}${o.band ? `, review band [${o.band[0].toFixed(3)}, ${o.band[1].toFixed(3)})` : ''}`],
     ['Model', r.model_name ? `${esc(r.model_name)} v${r.model_version}` : '–'],
