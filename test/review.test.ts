@@ -7,6 +7,7 @@ import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthElectrode, type Anomaly } from '../src/tools/synth.js';
 import { encodeTiff16 } from '../src/tools/tiff-writer.js';
+import { parseConfig } from '../src/service/config.js';
 import { cli, CLI, jsonLines, ROOT } from './helpers.js';
 import { DaemonProcess, freePort, makeStation, Mosquitto, sqlRows, Subscriber, until, type StationDirs } from './station.js';
 
@@ -225,6 +226,35 @@ describe('the review page: security', () => {
     daemonDb = station.db;
     id = sqlRows<{ id: string }>(daemonDb, 'SELECT id FROM inspections')[0].id;
   }, 120_000);
+
+  it('review config: strict keys, a listen address or a `path: message`; the token only from the environment', () => {
+    const base = { station_id: 's', capture: { dir: '/tmp' }, model: { dir: '/tmp' }, database: { path: '/tmp/a.db' }, mqtt: { url: 'mqtt://127.0.0.1' } };
+    expect(() => parseConfig({ ...base, review: { listen: 'station-7:8080' } }, '/tmp/c.yaml', {})).toThrow(/review\.listen: HOST:PORT with an IP address/);
+    expect(() => parseConfig({ ...base, review: { token: 'in-the-file' } }, '/tmp/c.yaml', {})).toThrow(/review: Unrecognized key: "token"/);
+    expect(parseConfig({ ...base, review: { enabled: true } }, '/tmp/c.yaml', { XRAY_QC_REVIEW_TOKEN: 'from-env' }).review).toMatchObject({ enabled: true, listen: '127.0.0.1:8080', token: 'from-env' });
+  });
+
+  it('review.enabled runs the page inside the daemon; a non-loopback one without a token stops the daemon at start', async () => {
+    const port = await freePort();
+    writeFileSync(station.config, `${readFileSync(station.config, 'utf8')}review:\n  enabled: true\n  listen: 127.0.0.1:${port}\n`);
+    const daemon = new DaemonProcess(station.config, { XRAY_QC_REVIEW_TOKEN: '' });
+    daemon.start();
+    try {
+      await daemon.waitFor(/review page listening/);
+      const page = await fetch(`http://127.0.0.1:${port}/capture/${id}`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('Capture #1');
+    } finally {
+      await daemon.stop();
+    }
+    writeFileSync(station.config, readFileSync(station.config, 'utf8').replace(`listen: 127.0.0.1:${port}`, () => `listen: 0.0.0.0:${port}`));
+    const refused = new DaemonProcess(station.config, { XRAY_QC_REVIEW_TOKEN: '' });
+    refused.start();
+    await until(() => refused.proc?.exitCode !== null, 20_000, 'the daemon to refuse');
+    expect(refused.proc?.exitCode).not.toBe(0);
+    expect(refused.output).toMatch(/needs a token/);
+    writeFileSync(station.config, readFileSync(station.config, 'utf8').replace(/review:\n[\s\S]*$/, ''));
+  }, 60_000);
 
   it('a non-loopback --listen without a token refuses to start', async () => {
     const r = new ReviewProcess();
