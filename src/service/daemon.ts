@@ -24,7 +24,6 @@ import { permissionFindings } from './permissions.js';
 import { CapturePath } from './station.js';
 import { SystemdNotifier } from './systemd.js';
 import { parseListen } from '../review/auth.js';
-import { ReviewServer } from '../review/server.js';
 
 /** Test hook (test/faults): preparing a file whose name contains this text throws an unexpected error. */
 const INJECT_PREPARE_FAULT = 'XRAY_QC_TEST_INJECT_PREPARE_FAULT';
@@ -159,7 +158,9 @@ export class Daemon {
       }));
     }
     if (c.review.enabled) {
-      // The review page in this process (docs/review.md): its own read-only connection, labels only written.
+      // The review page in this process (docs/review.md): its own read-only connection, labels only
+      // written. Loaded only when enabled: a station without it never loads the web server.
+      const { ReviewServer } = await import('../review/server.js');
       const review = new ReviewServer({ database: c.database.path, modelDir: c.model.dir, stationId: c.station_id, listen: parseListen(c.review.listen), token: c.review.token });
       await this.lifecycle.start(review);
       this.logger.info({ review: `http://${review.address}/` }, 'review page listening');
