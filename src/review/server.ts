@@ -124,7 +124,7 @@ export class ReviewServer implements Component {
       }
       await this.refreshRepo();
       const r = await this.renderer.view(row, kind === 'view.png' ? 'view' : 'thumb');
-      return r.ok ? reply.type('image/png').send(r.png) : reply.type('image/svg+xml').header('X-Placeholder', r.why).send(placeholderSvg(r.why));
+      return r.ok ? reply.type('image/png').send(r.png) : reply.type('image/svg+xml').header('X-Placeholder', r.why.replace(/[^\x20-\x7e]/g, '?').slice(0, 200)).send(placeholderSvg(r.why));
     });
     app.post('/capture/:id/label', {
       schema: {
