@@ -57,6 +57,8 @@ describe('a shadow candidate', () => {
     }
     await until(() => query(station.db, 'SELECT 1 FROM inspections').length === n, 30_000, 'every capture recorded');
     await until(() => query(station.db, 'SELECT 1 FROM shadow_scores').length >= 32, 30_000, 'the candidate scored 32 captures');
+    // the line idle from here: the candidate catches up on every capture, and only then do its figures stand still for the comparison
+    await until(() => query(station.db, 'SELECT 1 FROM shadow_scores').length === n, 60_000, 'the candidate scored every capture once the line paused');
     await until(() => sub.verdicts.length >= n, 15_000, 'every verdict published');
 
     // the active path: every capture once, in arrival order, all by v1, none by the candidate
