@@ -1,3 +1,4 @@
+import { reviewList, type ReviewRow } from '../audit/accuracy.js';
 import type { Db } from '../record/database.js';
 
 /** What the review page reads from the audit database (opened read-only). */
@@ -15,14 +16,10 @@ export interface CaptureRow {
 
 const CURRENT = 'SELECT l.inspection_id, l.label, l.labelled_by, l.note FROM labels l WHERE l.id = (SELECT max(id) FROM labels WHERE inspection_id = l.inspection_id)';
 
-export interface QueueRow { id: string; seq: number; scored_at: string; file_path: string; bundle: string | null; part_id: string | null; verdict: string; reason: string; p_abnormal: number | null; label: string | null }
-
-/** Flags and uncertains without a label, oldest first (the `review list --unlabelled` rule). */
-export function queue(db: Db, limit: number): { rows: QueueRow[]; total: number } {
-  const where = "i.verdict = 'flag' AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.inspection_id = i.id)";
-  const rows = db.prepare(`SELECT i.id, i.seq, i.scored_at, i.file_path, i.bundle, i.part_id, i.verdict, i.reason, i.p_abnormal, NULL AS label
-    FROM inspections i WHERE ${where} ORDER BY i.seq LIMIT ?`).all(limit) as QueueRow[];
-  const total = (db.prepare(`SELECT count(*) AS n FROM inspections i WHERE ${where}`).get() as { n: number }).n;
+/** Flags and uncertains without a label, oldest first: `xray-qc review list --unlabelled`, and how many there are. */
+export function queue(db: Db, limit: number): { rows: ReviewRow[]; total: number } {
+  const rows = reviewList(db, { unlabelled: true, limit });
+  const total = (db.prepare("SELECT count(*) AS n FROM inspections i WHERE i.verdict = 'flag' AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.inspection_id = i.id)").get() as { n: number }).n;
   return { rows, total };
 }
 

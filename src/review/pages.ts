@@ -1,7 +1,8 @@
 import type { AccuracyRow } from '../audit/accuracy.js';
 import type { Comparison } from '../audit/shadow.js';
 import { barChart, esc } from './charts.js';
-import type { CaptureRow, QueueRow } from './data.js';
+import type { ReviewRow } from '../audit/accuracy.js';
+import type { CaptureRow } from './data.js';
 
 /** The review page's HTML, rendered on the server: plain pages, one stylesheet, one small script. */
 
@@ -20,7 +21,7 @@ const num = (x: number | null, d = 4): string => (x === null ? '–' : x.toFixed
 const verdictText = (v: string, reason: string): string => `<span class="verdict-${esc(v)}${reason === 'uncertain' ? ' reason-uncertain' : ''}">${esc(v)}${reason === 'uncertain' ? ' (uncertain)' : ''}</span>`;
 const base = (p: string): string => p.split('/').pop() ?? p;
 
-export function queuePage(rows: QueueRow[], total: number): string {
+export function queuePage(rows: ReviewRow[], total: number): string {
   const cards = rows.map((r) => `<a href="/capture/${r.id}" data-id="${r.id}"><img src="/img/${r.id}/thumb.png" alt="capture ${r.seq}" loading="lazy">
 <div>#${r.seq} ${verdictText(r.verdict, r.reason)} p=${num(r.p_abnormal, 3)}</div><div>${esc(r.bundle ?? '–')} / ${esc(r.part_id ?? base(r.file_path))}</div><div>${esc(r.scored_at.slice(0, 19).replace('T', ' '))}</div></a>`).join('');
   return `<h1>Review queue: ${total} flagged or uncertain without a label${total > rows.length ? ` (oldest ${rows.length} shown)` : ''}</h1>
