@@ -20,6 +20,7 @@ from . import __version__, station
 from .data import DataError, Dataset, check_readable, load_dataset
 from .evaluate import FeatureCache, lobo, table, write_oof_predictions, write_report
 from .export import write_head, card_markdown, export_onnx, pack, score_training_files, write_predictions
+from .finetune import fit_end_to_end, load_tensors
 from .metrics import histogram, operating_point, rates, review_band
 from .model import ElectrodeNet, build_backbone
 from .preprocess import CONVERSIONS
@@ -83,6 +84,9 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument('--evaluate', nargs='?', const='naive,global,local,mixed', metavar='METHODS',
                     help='run the LOBO folds (all four methods, or those listed) and store the table')
     tr.add_argument('--synthetic', action='store_true', help='mark the bundle and its card: trained on synthetic captures')
+    tr.add_argument('--fine-tune', action='store_true',
+                    help='train the backbone too, end to end (no ImageNet weights, or heat maps that must localise); '
+                         'not with --evaluate or an out-of-fold operating point')
     tr.add_argument('--head-out', type=Path, help="also write fc 1000 (standardisation folded in) and the head as .npy (the demo model's)")
     return ap
 
@@ -112,6 +116,11 @@ def check_args(a: argparse.Namespace) -> None:
                 assert 0 <= lo < hi <= 65535
             except (ValueError, AssertionError):
                 raise UsageError(f'--bounds "{a.bounds}": auto or MIN,MAX with 0 ≤ MIN < MAX ≤ 65535') from None
+        if a.fine_tune and (a.evaluate or a.operating_point != 'argmax' or a.review_band):
+            raise UsageError('--fine-tune trains one network on all bundles: --evaluate, --operating-point and --review-band '
+                             'need a fine-tuned network per fold, which this kit does not run (docs/training.md)')
+        if a.fine_tune and a.head_out:
+            raise UsageError("--head-out writes the demo model's head for its seeded backbone; a fine-tuned backbone is not that one")
 
 
 def device_of(choice: str) -> torch.device:
@@ -135,7 +144,8 @@ def prepare(a: argparse.Namespace):
     except FileNotFoundError as err:
         raise UsageError(str(err)) from None
     h, w = a.input_size
-    recipe = Recipe(a.epochs, a.lr, a.lr_step, a.lr_decay, a.optimizer, a.batch_size, a.class_weights, h, w)
+    recipe = Recipe(a.epochs, a.lr, a.lr_step, a.lr_decay, a.optimizer, a.batch_size, a.class_weights, h, w,
+                    getattr(a, 'fine_tune', False))
     dev = device_of(a.device)
     # Debian's torch starts with one OpenMP thread here; on 2 cores two halve a ResNet-34 pass.
     torch.set_num_threads(a.threads if a.threads > 0 else len(os.sched_getaffinity(0)))
@@ -143,8 +153,8 @@ def prepare(a: argparse.Namespace):
     return ds, skipped, backbone, fc, info, recipe, dev
 
 
-def epoch_log(prefix: str):
-    return lambda e, n, loss: log(f'{prefix}epoch {e}/{n} loss {loss:.4f}') if e % 10 == 0 or e == n else None
+def epoch_log(prefix: str, every: int = 10):
+    return lambda e, n, loss: log(f'{prefix}epoch {e}/{n} loss {loss:.4f}') if e % every == 0 or e == n else None
 
 
 def cmd_evaluate(a: argparse.Namespace, staging: Path) -> dict:
@@ -182,8 +192,15 @@ def cmd_train(a: argparse.Namespace, staging: Path) -> dict:
         lobo_card = {'methods': methods, 'bounds_from': 'train' if fold_rule == 'train' else 'given',
                      'table': {b: {m: round(v, 2) for m, v in row.items()} for b, row in table(results, methods, ds.bundles).items()}}
         write_oof_predictions(staging / 'oof-predictions.csv', ds, methods, oof)
-    log(f'training on all {len(ds.samples)} captures ({a.conversion})')
-    clf = fit(fc, cache.get(a.conversion, bounds), labels, recipe, a.seed, dev, epoch_log(''))
+    log(f'training on all {len(ds.samples)} captures ({a.conversion}{", backbone too" if a.fine_tune else ""})')
+    if a.fine_tune:
+        x = load_tensors(ds.samples, a.conversion, bounds, recipe)
+        backbone, clf = fit_end_to_end(backbone, fc, x, labels, recipe, a.seed, dev, a.backbone == 'random',
+                                       epoch_log('', every=1))
+        del x
+        info = {**info, 'untrained_backbone': False, 'trained': 'end to end, from the ' + info['kind'] + ' start (--fine-tune)'}
+    else:
+        clf = fit(fc, cache.get(a.conversion, bounds), labels, recipe, a.seed, dev, epoch_log(''))
     net = ElectrodeNet(backbone.cpu(), clf).eval()
     h, w = a.input_size
     threshold = operating_point(a.operating_point, labels, oof_p) if oof_p is not None else 0.5

@@ -29,6 +29,7 @@ class Recipe:
     class_weights: str = 'none'  # or 'balanced'
     height: int = 2000
     width: int = 1000
+    fine_tune: bool = False  # the backbone trains too (finetune.py)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -53,6 +54,30 @@ def extract_features(backbone: nn.Module, samples: Sequence[Sample], conversion:
     return out
 
 
+def optimisation(recipe: Recipe, y: torch.Tensor, params: Sequence[torch.nn.Parameter], device: torch.device):
+    """The recipe's loss (cross-entropy, optionally class-weighted), optimiser and step schedule."""
+    weight = None
+    if recipe.class_weights == 'balanced':
+        counts = torch.bincount(y, minlength=2).float()
+        weight = (len(y) / (2 * torch.clamp(counts, min=1))).to(device)
+    if recipe.optimizer == 'adam':
+        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=recipe.lr)
+    elif recipe.optimizer == 'sgd':
+        opt = torch.optim.SGD(params, lr=recipe.lr, momentum=0.9)
+    else:
+        raise ValueError(f'unknown optimizer {recipe.optimizer!r}')
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=recipe.lr_step, gamma=recipe.lr_decay)
+    return nn.CrossEntropyLoss(weight=weight), opt, sched
+
+
+def step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+    """One optimiser step on `loss`; its value."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss)
+
+
 def fit(fc: nn.Linear, feats: torch.Tensor, labels: np.ndarray, recipe: Recipe, seed: int, device: torch.device,
         progress: Callable[[int, int, float], None] = lambda e, n, loss: None) -> Classifier:
     """Trains a classifier (standardisation from `feats`, a copy of `fc`, a new head) on N × 4 × 512."""
@@ -61,19 +86,7 @@ def fit(fc: nn.Linear, feats: torch.Tensor, labels: np.ndarray, recipe: Recipe, 
     clf.fit_standardize(feats.reshape(-1, feats.shape[-1]))
     clf.to(device).train()
     y = torch.as_tensor(labels, dtype=torch.long)
-    weight = None
-    if recipe.class_weights == 'balanced':
-        counts = torch.bincount(y, minlength=2).float()
-        weight = (len(y) / (2 * torch.clamp(counts, min=1))).to(device)
-    loss_fn = nn.CrossEntropyLoss(weight=weight)
-    params = [p for p in clf.parameters() if p.requires_grad]
-    if recipe.optimizer == 'adam':
-        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=recipe.lr)
-    elif recipe.optimizer == 'sgd':
-        opt = torch.optim.SGD(params, lr=recipe.lr, momentum=0.9)
-    else:
-        raise ValueError(f'unknown optimizer {recipe.optimizer!r}')
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=recipe.lr_step, gamma=recipe.lr_decay)
+    loss_fn, opt, sched = optimisation(recipe, y, [p for p in clf.parameters() if p.requires_grad], device)
     g = torch.Generator().manual_seed(seed)
     n = len(y)
     for epoch in range(recipe.epochs):
@@ -85,11 +98,7 @@ def fit(fc: nn.Linear, feats: torch.Tensor, labels: np.ndarray, recipe: Recipe, 
         for k in range(0, n, recipe.batch_size):
             idx = order[k:k + recipe.batch_size]
             x = feats[idx, variant[idx]].to(device)
-            loss = loss_fn(clf(x), y[idx].to(device))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss) * len(idx)
+            total += step(opt, loss_fn(clf(x), y[idx].to(device))) * len(idx)
         sched.step()
         progress(epoch + 1, recipe.epochs, total / n)
     return clf.eval().cpu()
