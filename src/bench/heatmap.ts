@@ -13,7 +13,9 @@ import { encodeTiff16 } from '../tools/tiff-writer.js';
  * anomaly? N synthetic captures (default 28: each anomaly kind 4 times), each with one anomaly
  * whose pixels `synthElectrode` reports as a box; a hit is the hottest cell's centre within that
  * box widened by one cell. Chance: the share of cells that would be a hit, on average. Also how
- * often the hottest cell is on the map's outer ring. BUNDLE defaults to the full demo model.
+ * often the hottest cell is on the map's outer ring, and how far it lies from the box (in cells,
+ * the larger of the two axes; a hit is ≤ 1), and hits among the captures the model flagged. BUNDLE
+ * defaults to the full demo model.
  */
 
 async function main(): Promise<void> {
@@ -27,6 +29,8 @@ async function main(): Promise<void> {
   let ring = 0;
   let chance = 0;
   let flagged = 0;
+  let flaggedHits = 0;
+  const distances: number[] = [];
   try {
     for (let i = 0; i < n; i++) {
       const kind = ANOMALIES[i % ANOMALIES.length];
@@ -42,6 +46,7 @@ async function main(): Promise<void> {
       const w = s.where;
       const hit = !!w && w.x >= r.x0 - cw && w.x <= r.x1 + cw && w.y >= r.y0 - ch && w.y <= r.y1 + ch;
       if (w) {
+        distances.push(Math.max(Math.max(0, r.x0 - w.x, w.x - r.x1) / cw, Math.max(0, r.y0 - w.y, w.y - r.y1) / ch));
         const col = Math.floor(w.x / cw);
         const row = Math.floor(w.y / ch);
         if (col === 0 || row === 0 || col >= gw - 1 || row >= gh - 1) ring++;
@@ -50,6 +55,7 @@ async function main(): Promise<void> {
       chance += boxCells / (gw * gh);
       hits += hit ? 1 : 0;
       flagged += s.verdict === 'flag' ? 1 : 0;
+      flaggedHits += s.verdict === 'flag' && hit ? 1 : 0;
       const k = perKind.get(kind) ?? { n: 0, hits: 0 };
       perKind.set(kind, { n: k.n + 1, hits: k.hits + (hit ? 1 : 0) });
     }
@@ -59,9 +65,11 @@ async function main(): Promise<void> {
     await rm(dir, { recursive: true, force: true });
   }
   const ref = model.ref;
-  console.log(`| ${ref.name} v${ref.version}: ${n} synthetic captures, one anomaly each | hottest cell on the anomaly | chance | hottest cell on the outer ring | flagged |\n|---|---|---|---|---|`);
-  console.log(`| all | ${hits} of ${n} (${((100 * hits) / n).toFixed(0)} %) | ${((100 * chance) / n).toFixed(1)} % | ${ring} of ${n} | ${flagged} of ${n} |`);
-  for (const [kind, k] of perKind) console.log(`| ${kind} | ${k.hits} of ${k.n} | | | |`);
+  distances.sort((a, b) => a - b);
+  const median = distances.length ? distances[Math.floor((distances.length - 1) / 2)].toFixed(1) : 'n/a';
+  console.log(`| ${ref.name} v${ref.version}: ${n} synthetic captures, one anomaly each | hottest cell on the anomaly | chance | hottest cell on the outer ring | median distance to the anomaly (cells) | flagged | of those, hottest cell on the anomaly |\n|---|---|---|---|---|---|---|`);
+  console.log(`| all | ${hits} of ${n} (${((100 * hits) / n).toFixed(0)} %) | ${((100 * chance) / n).toFixed(1)} % | ${ring} of ${n} | ${median} of ${distances.length} with a map | ${flagged} of ${n} | ${flaggedHits} of ${flagged} |`);
+  for (const [kind, k] of perKind) console.log(`| ${kind} | ${k.hits} of ${k.n} | | | | | |`);
 }
 
 main().catch((err) => {
