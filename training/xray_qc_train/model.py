@@ -1,7 +1,7 @@
 """The paper's network: torchvision ResNet-34 (frozen, eval mode) whose pooled 512-d features go
 through a fixed standardisation, its fc (1000, trained) and the head FC 512 → ReLU → 256 → ReLU
 → 2. The backbone's output is computed once per image and flip (train.py); only `Classifier`
-trains."""
+trains — unless `--fine-tune` trains the backbone too (finetune.py)."""
 from __future__ import annotations
 
 import hashlib
