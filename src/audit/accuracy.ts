@@ -201,10 +201,22 @@ function finish(group: string, r: Record<string, number | string>): AccuracyRow 
 
 export interface ReviewRow { seq: number; id: string; scored_at: string; file_path: string; bundle: string | null; part_id: string | null; verdict: string; reason: string; p_abnormal: number | null; label: string | null }
 
-/** What waits for a human, oldest first: flags and uncertains (or `verdict`), without a label when `unlabelled`. */
-export function reviewList(db: Db, o: { unlabelled: boolean; verdict?: 'flag' | 'uncertain' | 'pass'; limit: number }): ReviewRow[] {
+type ReviewFilter = { unlabelled: boolean; verdict?: 'flag' | 'uncertain' | 'pass' };
+
+/** Flags and uncertains (or `verdict`), without a label when `unlabelled`: over `inspections i`. */
+function reviewWhere(o: ReviewFilter): string {
   const filter = o.verdict === 'uncertain' ? "i.reason = 'uncertain'" : o.verdict === 'pass' ? "i.verdict = 'pass'" : o.verdict === 'flag' ? "i.verdict = 'flag' AND i.reason != 'uncertain'" : "i.verdict = 'flag'";
+  return o.unlabelled ? `${filter} AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.inspection_id = i.id)` : filter;
+}
+
+/** What waits for a human, oldest first (`reviewWhere`). */
+export function reviewList(db: Db, o: ReviewFilter & { limit: number }): ReviewRow[] {
   return db.prepare(`SELECT i.seq, i.id, i.scored_at, i.file_path, i.bundle, i.part_id, i.verdict, i.reason, i.p_abnormal, c.label
     FROM inspections i LEFT JOIN (${CURRENT_LABELS}) c ON c.inspection_id = i.id
-    WHERE ${filter} ${o.unlabelled ? 'AND c.label IS NULL' : ''} ORDER BY i.seq LIMIT ?`).all(o.limit) as ReviewRow[];
+    WHERE ${reviewWhere(o)} ORDER BY i.seq LIMIT ?`).all(o.limit) as ReviewRow[];
+}
+
+/** How many rows `reviewList` would give without its limit. */
+export function reviewCount(db: Db, o: ReviewFilter): number {
+  return (db.prepare(`SELECT count(*) AS n FROM inspections i WHERE ${reviewWhere(o)}`).get() as { n: number }).n;
 }

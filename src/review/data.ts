@@ -1,4 +1,4 @@
-import { reviewList, type ReviewRow } from '../audit/accuracy.js';
+import { reviewCount, reviewList, type ReviewRow } from '../audit/accuracy.js';
 import type { Db } from '../record/database.js';
 
 /** What the review page reads from the audit database (opened read-only). */
@@ -19,7 +19,7 @@ const CURRENT = 'SELECT l.inspection_id, l.label, l.labelled_by, l.note FROM lab
 /** Flags and uncertains without a label, oldest first: `xray-qc review list --unlabelled`, and how many there are. */
 export function queue(db: Db, limit: number): { rows: ReviewRow[]; total: number } {
   const rows = reviewList(db, { unlabelled: true, limit });
-  const total = (db.prepare("SELECT count(*) AS n FROM inspections i WHERE i.verdict = 'flag' AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.inspection_id = i.id)").get() as { n: number }).n;
+  const total = reviewCount(db, { unlabelled: true });
   return { rows, total };
 }
 
