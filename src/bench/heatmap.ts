@@ -44,9 +44,11 @@ async function main(): Promise<void> {
       const ch = img.height / gh;
       const r = img.region!;
       const w = s.where;
-      const hit = !!w && w.x >= r.x0 - cw && w.x <= r.x1 + cw && w.y >= r.y0 - ch && w.y <= r.y1 + ch;
+      // cells from the hottest cell's centre to the box, the larger axis; a hit is within one cell
+      const distance = w ? Math.max(Math.max(0, r.x0 - w.x, w.x - r.x1) / cw, Math.max(0, r.y0 - w.y, w.y - r.y1) / ch) : Infinity;
+      const hit = distance <= 1;
       if (w) {
-        distances.push(Math.max(Math.max(0, r.x0 - w.x, w.x - r.x1) / cw, Math.max(0, r.y0 - w.y, w.y - r.y1) / ch));
+        distances.push(distance);
         const col = Math.floor(w.x / cw);
         const row = Math.floor(w.y / ch);
         if (col === 0 || row === 0 || col >= gw - 1 || row >= gh - 1) ring++;

@@ -67,9 +67,10 @@ def card_markdown(card: dict) -> str:
               f'Conversion `{pp["conversion"]}`' + (f', global bounds {pp["bounds"]["min"]:g}–{pp["bounds"]["max"]:g} ({pp["bounds_rule"]})' if pp['bounds'] else '') +
               f'; input {r["height"]}×{r["width"]}. {r["epochs"]} epochs, {r["optimizer"]} lr {r["lr"]:g} × {r["lr_decay"]:g} every '
               f'{r["lr_step"]} epochs, batch {r["batch_size"]}, class weights {r["class_weights"]}, seed {card["seed"]}. ' +
-              ('Backbone trained end to end with the head (`--fine-tune`), batch-norm in batch mode, exported in eval mode; '
-               if r.get('fine_tune') else 'Backbone frozen in eval mode; ') +
-              'pooled features standardised with training-set statistics (docs/decisions.md).',
+              ('Backbone trained end to end with the head (`--fine-tune`), batch-norm in batch mode, exported in eval mode with '
+               'its statistics recomputed over the training images; pooled features not standardised (docs/decisions.md D45).'
+               if r.get('fine_tune') else
+               'Backbone frozen in eval mode; pooled features standardised with training-set statistics (docs/decisions.md).'),
               '', f'Versions: xray-qc {card["versions"]["xray_qc"]}, torch {card["versions"]["torch"]}, torchvision {card["versions"]["torchvision"]}.']
     op = card.get('operating_point')
     if op:
