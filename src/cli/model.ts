@@ -13,7 +13,7 @@ interface PackCli {
   onnx: string; out: string; name: string; version: number; conversion: Conversion; bounds?: number[];
   threshold: number; reviewBand?: number[]; inputName: string; outputName: string; outputKind: 'softmax' | 'logits';
   abnormalIndex: number; heatmapOutput?: string; height: number; width: number; mean: number[]; std: number[]; verify: boolean;
-  file: string[]; metrics?: string; description?: string; synthetic?: boolean;
+  file: string[]; metrics?: string; description?: string; synthetic?: boolean; fit?: boolean;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -45,6 +45,7 @@ export function registerModel(program: Command): void {
     .option('--metrics <file.json>', "a JSON object stored as the manifest's metrics")
     .option('--description <text>', 'free text for the manifest')
     .option('--synthetic', 'mark the model as trained on synthetic captures only (shown wherever it scores)')
+    .option('--fit <yes|no>', "the fitness rule's verdict (docs/training.md), stored as the manifest's fit; a station refuses fit: no unless forced", (v: string) => parseChoice(['yes', 'no'] as const)(v) === 'yes')
     .option('--no-verify', 'skip loading the graph in ONNX Runtime to check names and shapes')
     .action(async (o: PackCli) => {
       if ((o.conversion === 'global' || o.conversion === 'mixed') && !o.bounds) {

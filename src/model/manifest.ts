@@ -20,6 +20,12 @@ export const ManifestSchema = z.strictObject({
   untrained: z.boolean().optional(),
   /** true for a model trained on synthetic captures only (xray-qc synth): a demonstration. */
   synthetic: z.boolean().optional(),
+  /**
+   * The fitness rule's verdict (docs/training.md): false for a model `xray-qc train --allow-unfit`
+   * wrote although it failed the rule; stations refuse it unless forced. Absent: not judged
+   * (bundles from before the rule, the demo model, `model pack` without --fit).
+   */
+  fit: z.boolean().optional(),
   files: z.record(
     z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]*$/, 'a relative path inside the bundle').refine((p) => !p.split('/').includes('..'), 'must not contain ..'),
     z.strictObject({ sha256, bytes: z.number().int().nonnegative() }),

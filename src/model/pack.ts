@@ -26,6 +26,8 @@ export interface PackOptions {
   std: [number, number, number];
   untrained?: boolean;
   synthetic?: boolean;
+  /** The fitness rule's verdict (manifest `fit`); undefined writes none. */
+  fit?: boolean;
   description?: string;
   metrics?: Record<string, unknown>;
   createdAt?: string;
@@ -65,6 +67,7 @@ export async function packBundle(o: PackOptions): Promise<{ dir: string; manifes
     ...(o.description ? { description: o.description } : {}),
     ...(o.untrained ? { untrained: true } : {}),
     ...(o.synthetic ? { synthetic: true } : {}),
+    ...(o.fit !== undefined ? { fit: o.fit } : {}),
     files,
     input: { name: o.inputName, height: o.height, width: o.width },
     output: { name: o.outputName, kind: o.outputKind, abnormal_index: o.abnormalIndex },
