@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   MODEL_MANIFEST_INVALID: 'manifest.json is missing, not JSON, or fails the schema.',
   MODEL_FILE_MISMATCH: 'A file listed in the manifest is missing or its size or sha256 differs.',
   MODEL_GRAPH_MISMATCH: "The ONNX graph's input or output names or shapes differ from the manifest.",
+  MODEL_UNFIT: 'The bundle failed the fitness rule when it was trained (manifest fit: false): `models activate` and `models shadow` refuse it unless --force.',
+  MODEL_DID_WORSE: '`models activate`: the bundle ran as a shadow candidate and did worse than the active model on 30 or more labelled captures; --force activates it anyway.',
   MODEL_LOAD_FAILED: 'ONNX Runtime could not load the model with any configured provider.',
   INFER_FAILED: 'ONNX Runtime failed while running the model.',
   INFER_NON_FINITE: 'The model returned NaN or infinite values.',
@@ -41,11 +43,13 @@ export const ERROR_CODES = {
   SYNC_DOWNLOAD_FAILED: 'A file of the offered bundle could not be downloaded, or its size or sha256 differs.',
   SYNC_LOAD_FAILED: 'The offered model does not load (ONNX Runtime, graph mismatch).',
   SYNC_ACTIVATE_FAILED: 'The offered model loaded but could not be made active (e.g. the repository could not be written).',
+  SYNC_MODEL_UNFIT: "The offered bundle failed the fitness rule when it was trained (manifest fit: false); refused unless sync.allow_unfit.",
   SYNC_GOLDEN_MISMATCH: "The offered model's scores of its golden samples differ from the manifest's.",
   LABEL_INVALID: 'A label, label CSV line or inspection reference that does not parse or names nothing (one line naming it; nothing imported).',
   QUANTIZE_INVALID_INPUT: '`model quantize` was given a bundle it cannot quantise (already quantised, unknown operators, opset < 13) or no usable captures.',
   QUANTIZE_NOT_FUSED: 'ONNX Runtime did not fuse every quantised convolution into QLinearConv: the int8 model would not be faster.',
   QUANTIZE_DISAGREES: "The int8 model's verdicts or scores differ from the fp32 model's beyond the limits on held-out captures.",
+  USAGE_INVALID: 'A command was given an unknown option, a missing or malformed argument, or a reference that names nothing (exit 2).',
   INTERNAL_ERROR: 'A bug in xray-qc, not a fault of the capture or the model; logged with its stack. The capture is retried once, then recorded with this code.',
 } as const;
 

@@ -132,18 +132,19 @@ describe('model bundles', () => {
     await expectCode(OnnxModel.open(repo), 'MODEL_NOT_FOUND', /must name a bundle directory/);
   });
 
-  it('the CLI reports a missing model with its code and exit status 1', () => {
+  it('the CLI reports a missing model with its code and exit status 2, and no per-file line', () => {
     const r = cli(['score', '--model', join(root, 'nope'), join(root, 'c.tif')]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/MODEL_NOT_FOUND: .*does not exist/);
   });
 
   it('pack refuses global conversion without bounds, and bad option values', () => {
     const r = cli(['model', 'pack', '--onnx', join(tiny, 'model.onnx'), '--out', join(root, 'p1'), '--name', 'x', '--version', '1']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/PACK_INVALID_ARGUMENT: --bounds is required/);
     const r2 = cli(['model', 'pack', '--onnx', join(tiny, 'model.onnx'), '--out', join(root, 'p2'), '--name', 'x', '--version', '0']);
-    expect(r2.code).not.toBe(0);
+    expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(/--version/);
   });
 
@@ -161,7 +162,7 @@ describe('model bundles', () => {
     for (const [i, [extra, message]] of cases.entries()) {
       const out = join(root, `bad-${i}`);
       const r = cli([...base, '--out', out, ...extra]);
-      expect(r.code, r.stderr).toBe(1);
+      expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(existsSync(join(out, 'manifest.json'))).toBe(false); // never a bundle that looks whole
     }

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { parseListen } from '../review/auth.js';
 import { ReviewServer } from '../review/server.js';
 import { loadConfig } from '../service/config.js';
@@ -8,7 +8,14 @@ export function addReviewServe(review: Command): void {
   review.command('serve')
     .description('serve the review page: queue, captures with heat maps and label buttons, accuracy, models (loopback unless a token is set)')
     .option('--config <file>', 'station configuration', 'config.yaml')
-    .option('--listen <host:port>', 'address to listen on (default: review.listen, 127.0.0.1:8080)')
+    .option('--listen <host:port>', 'address to listen on (default: review.listen, 127.0.0.1:8080)', (v: string) => {
+      try {
+        parseListen(v);
+      } catch (err) {
+        throw new InvalidArgumentError((err as Error).message);
+      }
+      return v;
+    })
     .action(async (o: { config: string; listen?: string }) => {
       const c = loadConfig(o.config);
       const server = new ReviewServer({

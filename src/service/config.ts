@@ -89,6 +89,8 @@ export const ConfigSchema = z.strictObject({
     max_manifest_bytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
     max_input_pixels: z.number().int().positive().default(16_000_000),
     mode: z.enum(['activate', 'shadow']).default('activate'),
+    /** Install bundles whose manifest says fit: false (the fitness rule failed when they were trained). */
+    allow_unfit: z.boolean().default(false),
   }).refine((s) => !s.require_signature || s.trusted_keys.length > 0, { message: 'at least one trusted key when require_signature is true', path: ['trusted_keys'] })
     .nullable().default(null),
   drift: z.strictObject({

@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { XrayError } from '../errors.js';
 
 /**
  * ed25519 over the exact bytes of manifest.json. `manifest.sig` holds the 64-byte signature in
@@ -13,14 +14,22 @@ export async function keygen(outDir: string): Promise<{ privateKey: string; publ
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const priv = join(outDir, 'private.pem');
   const pub = join(outDir, 'public.pem');
-  await writeFile(priv, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
-  await writeFile(pub, publicKey.export({ type: 'spki', format: 'pem' }), { flag: 'wx' });
+  const refuseOverwrite = (err: NodeJS.ErrnoException): never => {
+    throw err.code === 'EEXIST' ? new XrayError('USAGE_INVALID', `${err.path ?? outDir}: a key is already there (keygen never overwrites a key)`) : err;
+  };
+  await writeFile(priv, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' }).catch(refuseOverwrite);
+  await writeFile(pub, publicKey.export({ type: 'spki', format: 'pem' }), { flag: 'wx' }).catch(refuseOverwrite);
   return { privateKey: priv, publicKey: pub };
 }
 
 export async function signBundle(bundleDir: string, privateKeyPem: string): Promise<string> {
-  const key = createPrivateKey(await readFile(privateKeyPem));
-  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${privateKeyPem} is not an ed25519 private key`);
+  let key;
+  try {
+    key = createPrivateKey(await readFile(privateKeyPem));
+  } catch (err) {
+    throw new XrayError('USAGE_INVALID', `${privateKeyPem}: not an ed25519 private key (${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message})`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw new XrayError('USAGE_INVALID', `${privateKeyPem} is not an ed25519 private key`);
   const manifest = await readFile(join(bundleDir, 'manifest.json'));
   const signature = sign(null, manifest, key);
   const path = join(bundleDir, 'manifest.sig');

@@ -6,20 +6,14 @@ import type { ErrorCode } from '../errors.js';
 import type { Component } from '../events.js';
 import type { Model, OpenModel } from '../infer/model.js';
 import type { Bundle } from '../model/bundle.js';
-import { parseManifest, type Manifest } from '../model/manifest.js';
 import { bundleFolderName, fsyncDir, STAGING } from '../model/repository.js';
 import type { Store } from '../record/store.js';
 import { checkRegistryUrl, fetchSmall, fetchToFile, FetchError } from './http.js';
 import type { ChannelPointer } from './registry.js';
-import { loadPublicKeys, verifyManifest } from './signing.js';
+import { loadPublicKeys } from './signing.js';
+import { Refused, vetOffer, type SyncStep } from './vet.js';
 
-export type SyncStep = 'pointer' | 'manifest' | 'signature' | 'version' | 'compatibility' | 'download' | 'load' | 'golden' | 'activate';
-
-/** Each refusal's code (errors.ts). */
-const STEP_CODES: Record<SyncStep, ErrorCode> = {
-  pointer: 'SYNC_POINTER_INVALID', manifest: 'SYNC_MANIFEST_INVALID', signature: 'SYNC_SIGNATURE_INVALID', version: 'SYNC_VERSION_REFUSED',
-  compatibility: 'SYNC_INCOMPATIBLE', download: 'SYNC_DOWNLOAD_FAILED', load: 'SYNC_LOAD_FAILED', golden: 'SYNC_GOLDEN_MISMATCH', activate: 'SYNC_ACTIVATE_FAILED',
-};
+export type { SyncStep } from './vet.js';
 
 /** The `sync` section of the station's config. */
 export interface SyncSettings {
@@ -33,6 +27,8 @@ export interface SyncSettings {
   max_input_pixels: number;
   /** `activate` (default): a verified new version serves at once; `shadow`: it runs as the shadow candidate instead. */
   mode: 'activate' | 'shadow';
+  /** Install a bundle whose manifest says `fit: false` (refused by default: step `fitness`). */
+  allow_unfit: boolean;
 }
 
 export interface SyncResult {
@@ -47,12 +43,6 @@ export interface SyncResult {
 
 /** In the repository: the channel pointer an operator's rollback (or the fallback) holds back. */
 export const HOLD_FILE = '.sync-hold';
-
-class Refused extends Error {
-  constructor(readonly step: SyncStep, message: string) {
-    super(message);
-  }
-}
 
 export interface SyncContext {
   /** null: sync is not configured. */
@@ -181,7 +171,7 @@ export class Syncer implements Component {
 
   private refused(e: Refused, pointer: ChannelPointer | undefined): SyncResult {
     const what = pointer ? `${pointer.name} v${pointer.version}` : 'update';
-    const code = STEP_CODES[e.step];
+    const code = e.code;
     const message = `${what} refused at step ${e.step}: ${code}: ${e.message}`;
     this.ctx.logger.warn({ step: e.step, code }, message);
     this.ctx.store.event('sync', message, { step: e.step, code, name: pointer?.name, version: pointer?.version });
@@ -204,30 +194,11 @@ export class Syncer implements Component {
     } catch (err) {
       if (!(err instanceof FetchError && err.status === 404)) throw new Refused('signature', (err as Error).message);
     }
-    // 2. signature
-    if (s.require_signature) {
-      if (!sigText) throw new Refused('signature', 'the manifest is not signed (no manifest.sig)');
-      const signer = verifyManifest(manifestBytes, sigText, await loadPublicKeys(s.trusted_keys));
-      if (!signer) throw new Refused('signature', 'manifest.sig does not verify with any trusted key (signed by another key, or the manifest was changed after signing)');
-    }
-    let manifest: Manifest;
-    try {
-      manifest = parseManifest(JSON.parse(manifestBytes.toString('utf8')));
-    } catch (err) {
-      throw new Refused('manifest', (err as Error).message);
-    }
-    if (manifest.name !== pointer.name || manifest.version !== pointer.version) {
-      throw new Refused('manifest', `manifest is ${manifest.name} v${manifest.version}, the pointer says ${pointer.name} v${pointer.version}`);
-    }
-    // 3. no rollback
-    const active = this.ctx.active()?.manifest ?? null;
-    if (active && manifest.name === active.name && manifest.version <= active.version) {
-      throw new Refused('version', `v${manifest.version} is not newer than the active v${active.version} (only an operator may go back: xray-qc models activate)`);
-    }
-    // 4. what this station can run
-    if (manifest.input.height * manifest.input.width > s.max_input_pixels) {
-      throw new Refused('compatibility', `input ${manifest.input.height}×${manifest.input.width} exceeds this station's ${s.max_input_pixels} pixels`);
-    }
+    // 2–4. signature, the manifest itself, no rollback, what this station can run, the fitness rule (vet.ts)
+    const manifest = vetOffer({ manifestBytes, sigText, expect: pointer }, {
+      requireSignature: s.require_signature, trustedKeys: s.require_signature ? await loadPublicKeys(s.trusted_keys) : [],
+      maxInputPixels: s.max_input_pixels, allowUnfit: s.allow_unfit,
+    }, this.ctx.active()?.manifest ?? null);
     // 5. download into staging, size- and hash-checked
     const folder = bundleFolderName(manifest);
     const staging = join(this.ctx.repo, STAGING, folder);
