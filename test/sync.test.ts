@@ -37,12 +37,12 @@ describe('model sync from a registry', () => {
   let goldenFiles: string[];
   let broker: Mosquitto;
 
-  async function release(version: number, o: { seed?: number; onnx?: Uint8Array; golden?: boolean; height?: number; sign?: 'trusted' | 'other' | 'none' } = {}): Promise<Release> {
+  async function release(version: number, o: { seed?: number; onnx?: Uint8Array; golden?: boolean; height?: number; sign?: 'trusted' | 'other' | 'none'; fit?: boolean } = {}): Promise<Release> {
     const dir = join(work, `release-v${version}-${Math.random().toString(36).slice(2, 8)}`);
     mkdirSync(dir, { recursive: true });
     const onnx = join(dir, 'in.onnx');
     writeFileSync(onnx, o.onnx ?? buildResNet34({ height: 128, width: 64, baseChannels: 4, seed: o.seed ?? version * 7 }));
-    await packBundle({ ...PACK_DEFAULTS, onnx, out: dir, name: NAME, version, bounds: { min: 1700, max: 2800 }, reviewBand: null, height: o.height ?? 128, width: 64 });
+    await packBundle({ ...PACK_DEFAULTS, onnx, out: dir, name: NAME, version, bounds: { min: 1700, max: 2800 }, reviewBand: null, height: o.height ?? 128, width: 64, fit: o.fit });
     if (o.golden) {
       const session = await ScoringSession.open(dir);
       await addGolden(dir, (file) => session.score(file), goldenFiles);
@@ -187,11 +187,12 @@ describe('model sync from a registry', () => {
           await signBundle(r.dir, keys.privateKey);
           await publish(r.dir, registry, 'stable');
         }, 'golden'],
+        ['a model that failed the fitness rule (fit: false)', async () => { await publish((await release(3, { fit: false })).dir, registry, 'stable'); }, 'fitness'],
         ['NaN outputs', async () => { await publish((await release(3, { onnx: oddModel('nan') })).dir, registry, 'stable'); }, 'load'],
       ];
       const codes: Record<string, string> = {
         pointer: 'SYNC_POINTER_INVALID', manifest: 'SYNC_MANIFEST_INVALID', signature: 'SYNC_SIGNATURE_INVALID', version: 'SYNC_VERSION_REFUSED',
-        compatibility: 'SYNC_INCOMPATIBLE', download: 'SYNC_DOWNLOAD_FAILED', load: 'SYNC_LOAD_FAILED', golden: 'SYNC_GOLDEN_MISMATCH',
+        compatibility: 'SYNC_INCOMPATIBLE', fitness: 'SYNC_MODEL_UNFIT', download: 'SYNC_DOWNLOAD_FAILED', load: 'SYNC_LOAD_FAILED', golden: 'SYNC_GOLDEN_MISMATCH',
       };
       for (const [what, prepare, step] of cases) {
         await prepare();

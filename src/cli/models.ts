@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { compareShadow, MIN_LABELLED_FOR_VERDICT } from '../audit/shadow.js';
 import { XrayError } from '../errors.js';
 import { loadBundle, readManifest, resolveBundleDir, sha256File } from '../model/bundle.js';
-import type { Manifest } from '../model/manifest.js';
+import { parseManifest, type Manifest } from '../model/manifest.js';
 import { bundleFolderName, fsyncDir, listRepository, readActive, readShadow, setActive, setShadow, STAGING } from '../model/repository.js';
 import { loadConfig, modelOptions, type Config } from '../service/config.js';
 import { checkGolden } from '../sync/golden.js';
@@ -155,6 +155,15 @@ async function install(c: Config, source: string, o: { activate?: boolean; force
   const s = c.sync;
   const activeFolder = await readActive(repo);
   const active = activeFolder ? await readManifest(join(repo, activeFolder)).catch(() => null) : null;
+  // A version is installed once: the same bytes again is a no-op, other bytes under the same version are refused.
+  const offered = ((): Manifest | null => { try { return parseManifest(JSON.parse(manifestBytes.toString('utf8'))); } catch { return null; } })();
+  const existing = offered ? join(repo, bundleFolderName(offered), 'manifest.json') : null;
+  if (offered && existing && existsSync(existing)) {
+    const folder = bundleFolderName(offered);
+    if ((await readFile(existing)).equals(manifestBytes)) return { installed: folder, already: true, active: activeFolder === folder };
+    refuse('install', 'SYNC_VERSION_REFUSED', `${folder} is already installed with another manifest: a version is installed once (give the new bundle a new version)`);
+    return null;
+  }
   let manifest: Manifest;
   try {
     manifest = vetOffer({ manifestBytes, sigText }, {
@@ -169,12 +178,6 @@ async function install(c: Config, source: string, o: { activate?: boolean; force
   }
   const folder = bundleFolderName(manifest);
   const target = join(repo, folder);
-  if (existsSync(join(target, 'manifest.json'))) {
-    const same = (await readFile(join(target, 'manifest.json'))).equals(manifestBytes);
-    if (same) return { installed: folder, already: true, active: activeFolder === folder };
-    refuse('install', 'SYNC_VERSION_REFUSED', `${folder} is already installed with another manifest: a version is installed once (give the new bundle a new version)`);
-    return null;
-  }
   const staging = join(repo, STAGING, folder);
   await rm(staging, { recursive: true, force: true });
   try {

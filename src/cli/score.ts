@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { modelCaveat } from '../model/caveat.js';
 import type { Command } from 'commander';
 import { decodeTiffFile } from '../decode/capture-file.js';
 import { DEFAULT_MAX_PIXELS } from '../decode/tiff.js';
@@ -38,11 +39,8 @@ async function openSession(o: ModelChoice): Promise<ScoringSession> {
   const m = bundle.manifest;
   process.stderr.write(`model: ${m.name} v${m.version} (${bundle.dir}, onnx sha256 ${bundle.modelSha256.slice(0, 12)}…, ${load.provider})\n`);
   for (const w of load.warnings) process.stderr.write(`warning: ${w}\n`);
-  if (m.untrained) {
-    process.stderr.write(`note: ${m.name} is an UNTRAINED demo model; its scores mean nothing\n`);
-  } else if (m.synthetic) {
-    process.stderr.write(`note: ${m.name} was trained on synthetic captures only: a demonstration, not a model for a line\n`);
-  }
+  const caveat = modelCaveat(m);
+  if (caveat) process.stderr.write(`note: ${m.name} ${caveat}\n`);
   return session;
 }
 

@@ -52,6 +52,6 @@ export function modelRef(bundle: Bundle): ModelRef {
   const m = bundle.manifest;
   return {
     name: m.name, version: m.version, sha256: bundle.modelSha256,
-    ...(m.untrained ? { untrained: true } : {}), ...(m.synthetic ? { synthetic: true } : {}),
+    ...(m.untrained ? { untrained: true } : {}), ...(m.synthetic ? { synthetic: true } : {}), ...(m.fit !== undefined ? { fit: m.fit } : {}),
   };
 }

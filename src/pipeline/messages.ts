@@ -73,6 +73,8 @@ export interface ModelRef {
   untrained?: boolean;
   /** Trained on synthetic captures only (the demo model). */
   synthetic?: boolean;
+  /** The fitness rule's verdict from the manifest (absent: not judged). */
+  fit?: boolean;
 }
 
 export interface Timings {
@@ -177,6 +179,10 @@ export interface AuditRecord {
   p0_01: number | null;
   p50: number | null;
   p99_99: number | null;
+  /** The manifest's flags (1/0; fit: NULL when not judged); absent or null in rows from before schema 8. */
+  model_untrained?: number | null;
+  model_synthetic?: number | null;
+  model_fit?: number | null;
 }
 
 /** A capture's production bundle and part id (capture.fields), null where unknown. */
@@ -192,7 +198,7 @@ export interface StationEvents {
   /** An audit row and its outbox message were committed. */
   'verdict.recorded': { seq: number; id: string; file: string; sha256: string | null; verdict: Scored['verdict']; reason: Scored['reason']; bundleSha256: string; stats: IntensityStats | null };
   /** A warning of one source began (`message`) or ended (null): the status topic's `warnings`. */
-  'warning.changed': { source: 'drift'; message: string | null };
+  'warning.changed': { source: 'drift' | 'model'; message: string | null };
   /** A fault of one source began (`message`) or ended (null). */
   'fault.changed': { source: FaultSource; message: string | null };
   /** A model became the serving one (at start, by sync, an operator or the fallback); `previous`: the folder it replaced. */

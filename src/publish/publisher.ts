@@ -6,7 +6,8 @@ import type { Store } from '../record/store.js';
 import { connectAuth, type MqttSettings } from './connection.js';
 
 export interface StatusInfo {
-  model: { name: string; version: number; sha256: string } | null;
+  /** The serving model; `loading` while the first one loads; null when there is none (waiting for sync). */
+  model: { name: string; version: number; sha256: string } | 'loading' | null;
   queue: number;
   /** A station fault the line should know about (e.g. the database is full), or null. */
   error: string | null;

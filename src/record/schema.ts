@@ -197,4 +197,11 @@ export const MIGRATIONS: string[] = [
     strength       REAL
   ) WITHOUT ROWID;
   `,
+  // 8: what the verdict's model was (the manifest's flags), so that a verdict rebuilt from its row
+  // (backfill, export) carries them as published: 1/0, NULL for rows scored before this schema
+  `
+  ALTER TABLE inspections ADD COLUMN model_untrained INTEGER;
+  ALTER TABLE inspections ADD COLUMN model_synthetic INTEGER;
+  ALTER TABLE inspections ADD COLUMN model_fit INTEGER;        -- the fitness rule: 1 fit, 0 unfit, NULL not judged
+  `,
 ];

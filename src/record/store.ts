@@ -11,7 +11,7 @@ export interface VerdictMessage extends Pick<AuditRecord, 'station_id' | 'captur
   id: string;
   seq: number;
   file: string;
-  model: { name: string; version: number; sha256: string; bundle_sha256: string | null } | null;
+  model: { name: string; version: number; sha256: string; bundle_sha256: string | null; untrained?: boolean; synthetic?: boolean; fit?: boolean | null } | null;
   latency_ms: number | null;
   error: { code: string; message: string } | null;
   /** The production bundle and part id (capture.fields), null when unknown. */
@@ -27,8 +27,21 @@ const COLUMNS = [
   'id', 'station_id', 'file_path', 'file_sha256', 'file_bytes', 'file_mtime_ms', 'width', 'height', 'captured_at', 'scored_at',
   'verdict', 'reason', 'p_abnormal', 'threshold', 'model_name', 'model_version', 'model_sha256', 'bundle_sha256', 'conversion', 'bounds_min',
   'bounds_max', 'local_min', 'local_max', 'decode_ms', 'preprocess_ms', 'infer_ms', 'total_ms', 'error_code', 'error_message', 'bundle',
-  'part_id', 'clip_low', 'clip_high', 'p0_01', 'p50', 'p99_99',
+  'part_id', 'clip_low', 'clip_high', 'p0_01', 'p50', 'p99_99', 'model_untrained', 'model_synthetic', 'model_fit',
 ];
+
+const NO_FLAGS = { model_untrained: null, model_synthetic: null, model_fit: null };
+
+/**
+ * The verdict's model: name, version, hashes and — for rows of schema 8 on — the manifest's flags,
+ * so that the line sees a demonstration or an unfit model in every verdict (docs/mqtt.md).
+ */
+function modelOf(row: AuditRecord): VerdictMessage['model'] {
+  if (!row.model_name || row.model_version === null || !row.model_sha256) return null;
+  const m: NonNullable<VerdictMessage['model']> = { name: row.model_name, version: row.model_version, sha256: row.model_sha256, bundle_sha256: row.bundle_sha256 };
+  if (row.model_synthetic === null || row.model_synthetic === undefined) return m;
+  return { ...m, untrained: row.model_untrained === 1, synthetic: row.model_synthetic === 1, fit: row.model_fit === null || row.model_fit === undefined ? null : row.model_fit === 1 };
+}
 
 export function verdictMessage(row: AuditRecord & { id: string; seq: number }, where?: Where | null): VerdictMessage {
   return {
@@ -42,8 +55,7 @@ export function verdictMessage(row: AuditRecord & { id: string; seq: number }, w
     reason: row.reason,
     p_abnormal: row.p_abnormal,
     threshold: row.threshold,
-    model: row.model_name && row.model_version !== null && row.model_sha256
-      ? { name: row.model_name, version: row.model_version, sha256: row.model_sha256, bundle_sha256: row.bundle_sha256 } : null,
+    model: modelOf(row),
     latency_ms: row.total_ms,
     error: row.error_code ? { code: row.error_code, message: row.error_message ?? '' } : null,
     bundle: row.bundle,
@@ -125,7 +137,7 @@ export class Store {
   record(row: AuditRecord, topic: string, heat?: { map: StoredHeatMap; where: Where | null }): { seq: number; id: string; message: VerdictMessage } {
     return this.db.transaction(() => {
       const id = randomUUID();
-      const seq = Number(this.s.insert.run({ ...row, id }).lastInsertRowid);
+      const seq = Number(this.s.insert.run({ ...NO_FLAGS, ...row, id }).lastInsertRowid);
       if (heat) {
         const m = heat.map;
         this.s.heatmapInsert.run(id, m.width, m.height, m.scale, Buffer.from(m.cells.buffer, m.cells.byteOffset, m.cells.byteLength), heat.where?.x ?? null, heat.where?.y ?? null, heat.where?.strength ?? null);

@@ -7,6 +7,7 @@ import type { Model } from '../infer/model.js';
 import { OnnxModel } from '../infer/onnx-model.js';
 import { scoreFile } from '../infer/score.js';
 import { cleanStaging, holdsNoModel, readShadow, setShadow } from '../model/repository.js';
+import { modelCaveat } from '../model/caveat.js';
 import type { StationEvents } from '../pipeline/messages.js';
 import { Publisher } from '../publish/publisher.js';
 import { DriftMonitor } from '../quality/drift.js';
@@ -59,6 +60,9 @@ export class Daemon {
     this.lifecycle = new Lifecycle(logger);
   }
 
+  /** The first model is loading (the status topic says `"model": "loading"`). */
+  private modelLoading = false;
+
   /** The model new captures are scored with (null: none yet). */
   private get serving(): Model | null {
     return this.path?.loop.serving ?? null;
@@ -96,7 +100,7 @@ export class Daemon {
     // MQTT before the model: a model that takes minutes to load (TensorRT) or fails to load is
     // seen on the status topic, with the reason (`error`) when the start fails.
     const publisher = new Publisher({ stationId: c.station_id, mqtt: c.mqtt }, store, this.logger, () => ({
-      model: this.serving?.ref ?? null, queue: safeCount(() => store.queueCount()), error: this.faults.current, warnings: this.faults.warnings,
+      model: this.serving?.ref ?? (this.modelLoading ? 'loading' : null), queue: safeCount(() => store.queueCount()), error: this.faults.current, warnings: this.faults.warnings,
     }), this.version);
     this.publisher = publisher;
     publisher.onCommand('cmd/sync', async (payload) => {
@@ -109,7 +113,8 @@ export class Daemon {
     this.events.on('model.activated', (a) => this.announce(a));
     await this.lifecycle.start(publisher);
 
-    const initial = await this.openInitialModel(store);
+    this.modelLoading = true;
+    const initial = await this.openInitialModel(store).finally(() => { this.modelLoading = false; });
     this.lifecycle.add('model', () => (this.serving ?? initial)?.close());
     step();
 
@@ -227,10 +232,12 @@ export class Daemon {
   private announce(a: StationEvents['model.activated']): void {
     const m = a.model;
     this.events.emit('fault.changed', { source: 'model', message: null });
-    if (m.untrained) this.logger.warn('the active model is the UNTRAINED demo model: its verdicts mean nothing');
-    else if (m.synthetic) this.logger.warn('the active model was trained on synthetic captures only: a demonstration');
+    const caveat = modelCaveat(m);
+    if (caveat) this.logger.warn(`the active model ${caveat}`);
+    // an unfit model serving is a condition the line must act on; untrained / synthetic are in `model` itself
+    this.events.emit('warning.changed', { source: 'model', message: m.fit === false ? `model: ${m.name} v${m.version} ${caveat}` : null });
     this.publisher?.setRetained('model', {
-      name: m.name, version: m.version, sha256: m.sha256, bundle_sha256: a.bundleSha256, untrained: m.untrained ?? false, synthetic: m.synthetic ?? false,
+      name: m.name, version: m.version, sha256: m.sha256, bundle_sha256: a.bundleSha256, untrained: m.untrained ?? false, synthetic: m.synthetic ?? false, fit: m.fit ?? null,
       provider: a.provider, activated_at: new Date().toISOString(), previous: a.previous,
     });
     this.statusChanged();

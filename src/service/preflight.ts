@@ -1,4 +1,5 @@
 import { constants, existsSync } from 'node:fs';
+import { modelCaveat } from '../model/caveat.js';
 import { access, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import mqtt from 'mqtt';
@@ -65,7 +66,11 @@ async function checkModel(c: Config, error: (p: string, m: string) => void, warn
     return;
   }
   try {
-    await (await OnnxModel.open(dir, modelOptions(c))).close();
+    const model = await OnnxModel.open(dir, modelOptions(c));
+    await model.close();
+    const m = model.bundle.manifest;
+    const caveat = modelCaveat(m);
+    if (caveat) warning('model.dir', `the active model ${m.name} v${m.version} ${caveat}`);
   } catch (err) {
     const code = (err as { code?: string }).code;
     error('model.dir', `${code ? `${code}: ` : ''}${(err as Error).message}`);
