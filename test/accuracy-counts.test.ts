@@ -85,6 +85,10 @@ function compare(db: Db): number {
           const o: AccuracyOptions = { by, uncertain, model, since, until };
           const want = accuracyByScan(db, o);
           expect(accuracy(db, o), JSON.stringify(o)).toEqual(want);
+          for (const r of want) { // coverage is of what was counted: errors and, with exclude, the uncertains left out
+            const counted = r.n - r.errors - r.uncertain_excluded;
+            expect(r.label_coverage, JSON.stringify(o)).toBe(counted > 0 ? r.labelled / counted : null);
+          }
           checked += want.length;
         }
       }

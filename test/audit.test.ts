@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/record/database.js';
 import type { AuditRecord } from '../src/pipeline/messages.js';
 import { Store } from '../src/record/store.js';
+import { parseCsv, setLabel } from '../src/record/labels.js';
 import { cli, jsonLines, tempDir } from './helpers.js';
 
 function row(i: number): AuditRecord {
@@ -26,6 +27,8 @@ describe('xray-qc audit', () => {
     const d = openDatabase(db);
     const store = new Store(d);
     d.transaction(() => { for (let i = 0; i < 5000; i++) store.record(row(i), 'xray-qc/xray-1/verdict'); })();
+    // flags at seq 5 and 9, passes at 2 and 3
+    for (const seq of [2, 3, 5, 9]) setLabel(d, { ref: `seq:${seq}`, label: seq === 3 || seq === 5 ? 'abnormal' : 'normal', by: 'qe', note: seq === 9 ? 'dust, "not" a defect' : undefined, source: 'test' });
     d.close();
   });
 
@@ -42,9 +45,9 @@ describe('xray-qc audit', () => {
     const r = cli(['audit', 'list', '--db', db, '--limit', '3']);
     expect(r.code, r.stderr).toBe(0);
     const [header, ...rows] = r.stdout.trimEnd().split('\n');
-    expect(header.trim().split(/\s+/)).toEqual(['seq', 'scored_at', 'VERD', 'reason', 'p_abn', 'model', 'file']);
+    expect(header.trim().split(/\s+/)).toEqual(['seq', 'scored_at', 'verdict', 'reason', 'p_abnormal', 'model', 'file']);
     expect(rows).toHaveLength(3);
-    expect(rows[0]).toMatch(/^ +5000 +\S+ +PASS +normal +0\.1000 +m v2 +\/c\/cap-4999\.tif$/);
+    expect(rows[0]).toMatch(/^5000 +\S+ +pass +normal +0\.1000 +m v2 +\/c\/cap-4999\.tif$/);
     const csv = cli(['audit', 'export', '--db', db, '--since', '2026-11-24T00:00:00Z']);
     expect(csv.code, csv.stderr).toBe(0);
     expect(csv.stdout.split('\n')[0]).toMatch(/^seq,id,station_id,file_path,/);
@@ -108,5 +111,119 @@ describe('xray-qc audit', () => {
       w.exec('ROLLBACK');
       w.close();
     }
+  });
+
+  it('every read command prints table (default), json, csv and md: the same rows; csv has the json fields', () => {
+    const commands: Array<[string[], number]> = [
+      [['audit', 'list', '--limit', '7'], 7], [['audit', 'summary', '--by', 'day'], 5], [['audit', 'drift', '--by', 'day'], 5],
+      [['audit', 'accuracy', '--by', 'model'], 3], [['review', 'list', '--limit', '6'], 6], [['label', 'list'], 4],
+    ];
+    for (const [args, n] of commands) {
+      const out = (format?: string): string => {
+        const r = cli([...args, '--db', db, ...(format ? ['--format', format] : [])]);
+        expect(r.code, `${args.join(' ')} ${format}: ${r.stderr}`).toBe(0);
+        return r.stdout;
+      };
+      const json = jsonLines<Record<string, unknown>>(out('json'));
+      expect(json, args.join(' ')).toHaveLength(n);
+      const [header, ...cells] = parseCsv(out('csv'));
+      expect(cells, args.join(' ')).toHaveLength(n);
+      for (const [i, row] of cells.entries()) {
+        expect(row, args.join(' ')).toEqual(header.map((f) => (json[i][f] === null || json[i][f] === undefined ? '' : String(json[i][f]))));
+      }
+      const table = out().trimEnd().split('\n');
+      expect(out('table')).toBe(`${table.join('\n')}\n`);
+      expect(table, args.join(' ')).toHaveLength(n + 1); // a header, then a line per row
+      const md = out('md').trimEnd().split('\n');
+      expect(md, args.join(' ')).toHaveLength(n + 2);
+      expect(md.map((l) => l.split(/(?<!\\)\|/).length - 2), args.join(' ')).toEqual(md.map(() => table[0].trim().split(/ {2,}/).length));
+    }
+    // the queue, oldest first: the labelled flags (seq 5, 9) carry their label, and --unlabelled leaves them out
+    const queue = jsonLines<{ seq: number; label: string | null }>(cli(['review', 'list', '--limit', '3', '--db', db, '--format', 'json']).stdout);
+    expect(queue.map((q) => [q.seq, q.label])).toEqual([[5, 'abnormal'], [9, 'normal'], [13, null]]);
+    const unlabelled = cli(['review', 'list', '--unlabelled', '--limit', '2', '--db', db]).stdout.trimEnd().split('\n');
+    expect(unlabelled[0].trim().split(/\s+/)).toEqual(['seq', 'scored_at', 'verdict', 'reason', 'p_abnormal', 'bundle', 'part', 'label', 'file']);
+    expect(unlabelled.slice(1)).toEqual([expect.stringMatching(/^ +13 +\S+ +flag +anomaly +0\.9000 +B1 +P-12 +- +\/c\/cap-12\.tif$/), expect.stringMatching(/^ +17 /)]);
+    const labels = cli(['label', 'list', '--db', db]).stdout.trimEnd().split('\n');
+    expect(labels[0].trim().split(/\s+/)).toEqual(['labelled_at', 'seq', 'verdict', 'label', 'by', 'source', 'note', 'file']);
+    expect(labels[1]).toMatch(/^\S+ +9 +flag +normal +qe +test +dust, "not" a defect +\/c\/cap-8\.tif$/); // newest first
+  });
+
+  it('--json stays as the alias of --format json where a command had it', () => {
+    expect(cli(['audit', 'list', '--db', db, '--limit', '2', '--json']).stdout).toBe(cli(['audit', 'list', '--db', db, '--limit', '2', '--format', 'json']).stdout);
+    expect(cli(['audit', 'summary', '--db', db, '--json']).stdout).toBe(cli(['audit', 'summary', '--db', db, '--format', 'json']).stdout);
+    const bad = cli(['review', 'list', '--db', db, '--format', 'xml']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/expected one of table, json, csv, md/);
+  });
+});
+
+describe('xray-qc audit accuracy: one number format; coverage of what was counted', () => {
+  let db: string;
+  beforeAll(() => {
+    db = join(tempDir(), 'accuracy.db');
+    const d = openDatabase(db);
+    const store = new Store(d);
+    // [bundle, verdict, reason, label]: B1 has each confusion cell, two uncertain flags and an error
+    const rows: Array<[string, 'pass' | 'flag' | 'error', string, 'normal' | 'abnormal' | null]> = [
+      ['B1', 'flag', 'anomaly', 'abnormal'], ['B1', 'flag', 'uncertain', 'normal'], ['B1', 'flag', 'uncertain', null], ['B1', 'pass', 'normal', 'normal'],
+      ['B1', 'pass', 'normal', null], ['B1', 'pass', 'normal', 'abnormal'], ['B1', 'error', 'TIFF_TRUNCATED', null],
+      ['B2', 'flag', 'anomaly', 'normal'], ['B2', 'pass', 'normal', null],
+    ];
+    for (const [i, [bundle, verdict, reason, label]] of rows.entries()) {
+      const { id } = store.record({ ...row(i + 1), bundle, verdict, reason, error_code: verdict === 'error' ? reason : null, p_abnormal: verdict === 'error' ? null : 0.5 } as AuditRecord, 't');
+      if (label) setLabel(d, { ref: id, label, source: 'test' });
+    }
+    d.close();
+  });
+  const run = (...args: string[]): string => {
+    const r = cli(['audit', 'accuracy', '--by', 'bundle', '--db', db, ...args]);
+    expect(r.code, r.stderr).toBe(0);
+    return r.stdout;
+  };
+
+  it('json: counts and rates as fractions 0–1; coverage is labelled / verdicts counted, with and without the uncertains', () => {
+    const pick = (text: string): unknown[][] => jsonLines<Record<string, number | null>>(text)
+      .map((r) => [r.group, r.n, r.errors, r.uncertain_excluded, r.labelled, r.tp, r.fp, r.tn, r.fn, r.tpr, r.tnr, r.balanced_accuracy, r.label_coverage, r.review_backlog]);
+    expect(pick(run('--format', 'json'))).toEqual([
+      ['B1', 7, 1, 0, 4, 1, 1, 1, 1, 0.5, 0.5, 0.5, 4 / 6, 1],
+      ['B2', 2, 0, 0, 1, 0, 1, 0, 0, null, 0, 0, 0.5, 0],
+      ['Overall', 9, 1, 0, 5, 1, 2, 1, 1, 0.5, 1 / 3, (0.5 + 1 / 3) / 2, 5 / 8, 1],
+    ]);
+    // the uncertains left out of the counts are left out of the coverage too (it was 4 / 6 and 5 / 8 here);
+    // the backlog still holds the unlabelled uncertain flag: it waits for a human either way
+    expect(pick(run('--format', 'json', '--uncertain', 'exclude'))).toEqual([
+      ['B1', 7, 1, 2, 3, 1, 0, 1, 1, 0.5, 1, 0.75, 3 / 4, 1],
+      ['B2', 2, 0, 0, 1, 0, 1, 0, 0, null, 0, 0, 0.5, 0],
+      ['Overall', 9, 1, 2, 4, 1, 1, 1, 1, 0.5, 0.5, 0.5, 4 / 6, 1],
+    ]);
+  });
+
+  it('table and md: counts as integers, every rate a percentage with one decimal; the excluded column with --uncertain exclude', () => {
+    const words = (text: string): string[][] => text.trimEnd().split('\n').map((l) => l.trim().split(/ {2,}/));
+    expect(words(run())).toEqual([
+      ['group', 'n', 'labelled', 'TP', 'FP', 'TN', 'FN', 'TPR %', 'TNR %', 'BA %', 'errors', 'coverage %', 'backlog'],
+      ['B1', '7', '4', '1', '1', '1', '1', '50.0', '50.0', '50.0', '1', '66.7', '1'],
+      ['B2', '2', '1', '0', '1', '0', '0', '-', '0.0', '0.0', '0', '50.0', '0'],
+      ['Overall', '9', '5', '1', '2', '1', '1', '50.0', '33.3', '41.7', '1', '62.5', '1'],
+    ]);
+    const table = run('--uncertain', 'exclude').trimEnd().split('\n');
+    expect(new Set(table.map((l) => l.length)).size).toBe(1); // aligned: numbers right, so every line is as long
+    expect(words(table.join('\n')).map((w) => w.slice(7, 12))).toEqual([
+      ['TPR %', 'TNR %', 'BA %', 'errors', 'excluded'], ['50.0', '100.0', '75.0', '1', '2'], ['-', '0.0', '0.0', '0', '0'], ['50.0', '50.0', '50.0', '1', '2'],
+    ]);
+    expect(words(table.join('\n')).map((w) => w[12])).toEqual(['coverage %', '75.0', '50.0', '66.7']);
+    expect(run('--format', 'md').split('\n').slice(0, 3)).toEqual([
+      '| group | n | labelled | TP | FP | TN | FN | TPR % | TNR % | BA % | errors | coverage % | backlog |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| B1 | 7 | 4 | 1 | 1 | 1 | 1 | 50.0 | 50.0 | 50.0 | 1 | 66.7 | 1 |',
+    ]);
+  });
+
+  it('csv: the json fields, unrounded, empty for none', () => {
+    const [header, , b2, overall] = parseCsv(run('--format', 'csv'));
+    expect(header).toEqual(['group', 'n', 'errors', 'uncertain_excluded', 'labelled', 'tp', 'fp', 'tn', 'fn', 'tpr', 'tnr', 'balanced_accuracy', 'label_coverage', 'review_backlog']);
+    expect(b2[header.indexOf('tpr')]).toBe('');
+    expect(Number(overall[header.indexOf('balanced_accuracy')])).toBe((0.5 + 1 / 3) / 2);
   });
 });

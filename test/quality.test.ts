@@ -116,7 +116,7 @@ describe('parts, bundles, labels and accuracy', () => {
       FROM inspections i LEFT JOIN latest ON latest.inspection_id = i.id GROUP BY grp ORDER BY grp`);
     const ba = (r: { tp: number; fp: number; tn: number; fn: number }): string => {
       const recalls = [r.tp + r.fn ? r.tp / (r.tp + r.fn) : null, r.tn + r.fp ? r.tn / (r.tn + r.fp) : null].filter((x): x is number => x !== null);
-      return recalls.length ? (100 * recalls.reduce((a, b) => a + b, 0) / recalls.length).toString() : '';
+      return recalls.length ? (recalls.reduce((a, b) => a + b, 0) / recalls.length).toString() : ''; // a fraction 0–1, as every rate in csv
     };
     const pooled = want.reduce((a, r) => ({ grp: 'Overall', n: a.n + r.n, tp: a.tp + r.tp, fp: a.fp + r.fp, tn: a.tn + r.tn, fn: a.fn + r.fn }), { grp: 'Overall', n: 0, tp: 0, fp: 0, tn: 0, fn: 0 });
     const expected = [...want, pooled];
@@ -176,7 +176,7 @@ describe('parts, bundles, labels and accuracy', () => {
   });
 
   it('review list: flags without a label, oldest first', () => {
-    const r = cli(['review', 'list', '--unlabelled', '--db', station.db]);
+    const r = cli(['review', 'list', '--unlabelled', '--format', 'json', '--db', station.db]);
     expect(r.code, r.stderr).toBe(0);
     const listed = r.stdout.trim() ? r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; verdict: string; label: string | null }) : [];
     const want = query<{ seq: number }>(station.db, `SELECT i.seq FROM inspections i WHERE i.verdict = 'flag'

@@ -5,7 +5,8 @@ import type { Db } from '../record/database.js';
  * counts of the labelled verdicts and the balanced accuracy — the mean recall over the classes
  * present in that group — and an Overall row from the pooled counts (Table 1's rules). A `flag`
  * is "abnormal predicted"; an `uncertain` flag too, unless `uncertain: 'exclude'` leaves those
- * out; `error` rows are no prediction and are counted apart.
+ * out; `error` rows are no prediction and are counted apart. Rates (`tpr`, `tnr`,
+ * `balanced_accuracy`, `label_coverage`) are fractions 0–1; the CLI's table shows them as %.
  */
 
 export type AccuracyGroup = 'bundle' | 'model' | 'day' | 'week' | 'month';
@@ -31,8 +32,9 @@ export interface AccuracyRow {
   fn: number;
   tpr: number | null;
   tnr: number | null;
+  /** The mean of the recalls present (TPR, TNR), 0–1. */
   balanced_accuracy: number | null;
-  /** Labelled share of the verdicts (errors not counted). */
+  /** `labelled` / the verdicts counted: errors, and with `uncertain: 'exclude'` the uncertains, left out. */
   label_coverage: number | null;
   /** Flags (uncertain included) without a label: what waits for a human. */
   review_backlog: number;
@@ -80,7 +82,6 @@ function countsSql(s: Source, o: AccuracyOptions): string {
       ${sum(`${scored} AND ${s.verdict} = 'pass' AND ${s.label} = 'normal'`)} AS tn,
       ${sum(`${scored} AND ${s.verdict} = 'pass' AND ${s.label} = 'abnormal'`)} AS fn,
       ${sum(`${s.verdict} != 'error'`)} AS verdicts,
-      ${sum(`${s.verdict} != 'error' AND ${s.label} IS NOT NULL`)} AS any_labelled,
       ${sum(`${s.verdict} = 'flag' AND ${s.label} IS NULL`)} AS review_backlog`;
 }
 
@@ -191,10 +192,11 @@ function finish(group: string, r: Record<string, number | string>): AccuracyRow 
   const tpr = tp + fn > 0 ? tp / (tp + fn) : null;
   const tnr = tn + fp > 0 ? tn / (tn + fp) : null;
   const present = [tpr, tnr].filter((x): x is number => x !== null);
+  const counted = num('verdicts') - num('uncertain_excluded'); // what `labelled` counts among
   return {
     group, n: num('n'), errors: num('errors'), uncertain_excluded: num('uncertain_excluded'), labelled: num('labelled'), tp, fp, tn, fn, tpr, tnr,
-    balanced_accuracy: present.length ? (100 * present.reduce((a, b) => a + b, 0)) / present.length : null,
-    label_coverage: num('verdicts') > 0 ? num('any_labelled') / num('verdicts') : null,
+    balanced_accuracy: present.length ? present.reduce((a, b) => a + b, 0) / present.length : null,
+    label_coverage: counted > 0 ? num('labelled') / counted : null,
     review_backlog: num('review_backlog'),
   };
 }

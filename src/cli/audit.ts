@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { displayName } from '../capture/names.js';
-import { exportInspections, listInspections, showInspection, summary, type Filter, type GroupBy, type InspectionRow } from '../audit/queries.js';
+import { exportInspections, listInspections, showInspection, summary, type Filter, type GroupBy, type InspectionRow, type SummaryRow } from '../audit/queries.js';
 import type { Db } from '../record/database.js';
 import { csvCell, iso, openDb, type DbOptions } from './db.js';
+import { formatOf, formatOption, show, writeRows, type Format, type View } from './format.js';
 import { parseChoice, parseNumber } from './options.js';
 import { registerAccuracy } from './quality.js';
 
@@ -26,13 +27,20 @@ function withDb(o: DbOptions, f: (db: Db) => void): void {
   }
 }
 
-const LIST_HEADER = `${'seq'.padStart(6)}  ${'scored_at'.padEnd(24)}  ${'VERD'.padEnd(5)} ${'reason'.padEnd(22)} ${'p_abn'.padStart(6)}  ${'model'.padEnd(28)}  file`;
+const LIST_VIEW: View<InspectionRow> = {
+  fields: CSV_COLUMNS,
+  columns: [{ head: 'seq', right: true, text: (r) => show.count(r.seq as number) }, { head: 'scored_at', text: (r) => String(r.scored_at) },
+    { head: 'verdict', text: (r) => String(r.verdict) }, { head: 'reason', text: (r) => String(r.reason) },
+    { head: 'p_abnormal', right: true, text: (r) => show.score(r.p_abnormal as number | null) },
+    { head: 'model', text: (r) => (r.model_name === null ? '-' : `${r.model_name} v${r.model_version}`) }, { head: 'file', text: (r) => displayName(String(r.file_path)) }],
+};
 
-function line(r: InspectionRow): string {
-  const p = r.p_abnormal === null ? '     -' : Number(r.p_abnormal).toFixed(4);
-  const model = `${r.model_name} v${r.model_version}`;
-  return `${String(r.seq).padStart(6)}  ${String(r.scored_at).padEnd(24)}  ${String(r.verdict).toUpperCase().padEnd(5)} ${String(r.reason).padEnd(22)} ${p.padStart(6)}  ${model.padEnd(28)}  ${displayName(String(r.file_path))}`;
-}
+const SUMMARY_VIEW: View<SummaryRow> = {
+  fields: ['group', 'total', 'pass', 'flag', 'error', 'flag_rate', 'latency_p50_ms', 'latency_p95_ms'],
+  columns: [{ head: 'group', text: (r) => r.group }, ...(['total', 'pass', 'flag', 'error'] as const).map((k) => ({ head: k, right: true, text: (r: SummaryRow) => show.count(r[k]) })),
+    { head: 'flag %', right: true, text: (r) => show.pct(r.flag_rate) }, { head: 'p50 ms', right: true, text: (r) => show.ms(r.latency_p50_ms) },
+    { head: 'p95 ms', right: true, text: (r) => show.ms(r.latency_p95_ms) }],
+};
 
 export function registerAudit(program: Command): void {
   const audit = program.command('audit').description('read-only queries on the audit database (safe while the daemon runs)');
@@ -41,16 +49,12 @@ export function registerAudit(program: Command): void {
     .option('--db <file>', 'the audit database (overrides --config)');
   const dbOpts = (cmd: Command): DbOptions => cmd.opts<DbOptions>();
 
-  sub('list').description('inspections, newest first')
+  formatOption(sub('list').description('inspections, newest first'), true)
     .option('--since <iso>').option('--until <iso>')
     .option('--verdict <v>', 'pass|flag|error', parseChoice(['pass', 'flag', 'error'] as const))
     .option('--limit <n>', 'at most n rows', parseNumber(1, 1e7, true), 50)
-    .option('--json', 'one JSON object per line')
-    .action(function (this: Command, o: { since?: string; until?: string; verdict?: Filter['verdict']; limit: number; json?: boolean }) {
-      withDb(dbOpts(this), (db) => {
-        if (!o.json) process.stdout.write(`${LIST_HEADER}\n`);
-        for (const r of listInspections(db, filter(o), o.limit)) process.stdout.write(`${o.json ? JSON.stringify(r) : line(r)}\n`);
-      });
+    .action(function (this: Command, o: { since?: string; until?: string; verdict?: Filter['verdict']; limit: number; format: Format; json?: boolean }) {
+      withDb(dbOpts(this), (db) => writeRows(listInspections(db, filter(o), o.limit), formatOf(o), LIST_VIEW));
     });
 
   sub('show').description('one inspection, by id or seq').argument('<id>')
@@ -66,24 +70,11 @@ export function registerAudit(program: Command): void {
       });
     });
 
-  sub('summary').description('counts per verdict, flag rate, latency p50/p95')
+  formatOption(sub('summary').description('counts per verdict, flag rate, latency p50/p95'), true)
     .option('--since <iso>').option('--until <iso>')
     .option('--by <group>', 'hour|day|model', parseChoice(['hour', 'day', 'model'] as const))
-    .option('--json', 'JSON lines')
-    .action(function (this: Command, o: { since?: string; until?: string; by?: GroupBy; json?: boolean }) {
-      withDb(dbOpts(this), (db) => {
-        const rows = summary(db, filter(o), o.by ?? 'all');
-        if (o.json) {
-          for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
-          return;
-        }
-        process.stdout.write(`${'group'.padEnd(28)} ${'total'.padStart(7)} ${'pass'.padStart(7)} ${'flag'.padStart(7)} ${'error'.padStart(7)}  flag rate  p50 ms  p95 ms\n`);
-        for (const r of rows) {
-          const rate = r.flag_rate === null ? '-' : `${(100 * r.flag_rate).toFixed(1)} %`;
-          const ms = (v: number | null): string => (v === null ? '-' : v.toFixed(0));
-          process.stdout.write(`${r.group.padEnd(28)} ${String(r.total).padStart(7)} ${String(r.pass).padStart(7)} ${String(r.flag).padStart(7)} ${String(r.error).padStart(7)}  ${rate.padStart(9)}  ${ms(r.latency_p50_ms).padStart(6)}  ${ms(r.latency_p95_ms).padStart(6)}\n`);
-        }
-      });
+    .action(function (this: Command, o: { since?: string; until?: string; by?: GroupBy; format: Format; json?: boolean }) {
+      withDb(dbOpts(this), (db) => writeRows(summary(db, filter(o), o.by ?? 'all'), formatOf(o), SUMMARY_VIEW));
     });
 
   registerAccuracy(sub, dbOpts);
