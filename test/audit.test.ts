@@ -53,8 +53,8 @@ describe('xray-qc audit', () => {
     expect(csv.stdout.split('\n')[0]).toMatch(/^seq,id,station_id,file_path,/);
     const missing = join(tempDir(), 'nope.db');
     const m = cli(['audit', 'list', '--db', missing]);
-    expect(m.code).toBe(1);
-    expect(m.stderr).toBe(`xray-qc: ${missing}: no such audit database\n`);
+    expect(m.code).toBe(2);
+    expect(m.stderr).toBe(`xray-qc: USAGE_INVALID: ${missing}: no such audit database\n`);
   });
 
   it('summary counts per verdict and model equal plain SQL; latency percentiles by nearest rank', () => {
@@ -79,7 +79,9 @@ describe('xray-qc audit', () => {
     const first = jsonLines<{ id: string }>(cli(['audit', 'list', '--db', db, '--limit', '1', '--json']).stdout)[0];
     expect(JSON.parse(cli(['audit', 'show', '--db', db, first.id]).stdout).seq).toBe(5000);
     expect(JSON.parse(cli(['audit', 'show', '--db', db, '11']).stdout).error_message).toBe('cut, "short"');
-    expect(cli(['audit', 'show', '--db', db, 'nope']).code).toBe(1);
+    const nope = cli(['audit', 'show', '--db', db, 'nope']);
+    expect(nope.code).toBe(2);
+    expect(nope.stderr).toMatch(/^xray-qc audit show: USAGE_INVALID: no inspection nope/);
     const csv = cli(['audit', 'export', '--db', db, '--format', 'csv']).stdout.trim().split('\n');
     expect(csv).toHaveLength(5001);
     expect(csv[0].split(',').slice(0, 3)).toEqual(['seq', 'id', 'station_id']);

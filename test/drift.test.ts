@@ -57,7 +57,7 @@ describe('drift', () => {
     const clipped = rows(station.db, 'SELECT clip_high FROM inspections ORDER BY seq').map((r) => Number(r.clip_high));
     expect(clipped.slice(5, 11).every((c) => c > 0.99)).toBe(true);
     expect(clipped.slice(0, 5).every((c) => c < 0.3)).toBe(true); // the synthetic border: ~8 % above Gmax
-    const report = cli(['audit', 'drift', '--by', 'day', '--db', station.db]);
+    const report = cli(['audit', 'drift', '--by', 'day', '--format', 'json', '--db', station.db]);
     expect(report.code, report.stderr).toBe(0);
     const day = JSON.parse(report.stdout.trim().split('\n')[0]) as { n: number; mean_clip_high: number; bounds: string };
     expect(day.n).toBe(17);
@@ -65,7 +65,7 @@ describe('drift', () => {
     expect(day.mean_clip_high).toBeCloseTo(clipped.reduce((a, b) => a + b, 0) / clipped.length, 9);
     // the scores against a bundle's training predictions: the population stability index
     writeFileSync(join(station.models, 'tiny-v1', 'train-predictions.csv'), `file,p_abnormal\n${Array.from({ length: 40 }, (_, i) => `t${i}.tif,${(i + 0.5) / 40}`).join('\n')}\n`);
-    const withPsi = cli(['audit', 'drift', '--by', 'day', '--db', station.db, '--bundle', join(station.models, 'tiny-v1')]);
+    const withPsi = cli(['audit', 'drift', '--by', 'day', '--format', 'json', '--db', station.db, '--bundle', join(station.models, 'tiny-v1')]);
     expect(withPsi.code, withPsi.stderr).toBe(0);
     const scored = JSON.parse(withPsi.stdout.trim().split('\n')[0]) as { psi: number; psi_rule: string };
     const ps = sqlRows<{ p: number }>(station.db, 'SELECT p_abnormal AS p FROM inspections WHERE p_abnormal IS NOT NULL').map((r) => r.p);

@@ -68,7 +68,7 @@ describe('models install and the fitness rule at the station', () => {
     expect(shadow.code).toBe(2);
     expect(shadow.stderr).toMatch(/MODEL_UNFIT/);
     expect(readFileSync(join(repo, 'active'), 'utf8').trim()).toBe('electrode-resnet34-tiny-v1');
-    expect(models('list').stdout).toMatch(/^ ! electrode-resnet34-tiny-v2 /m);
+    expect(models('list').stdout).toMatch(/^ !  electrode-resnet34-tiny-v2 .* failed the fitness rule$/m);
     expect(models('activate', '2', '--force').code).toBe(0);
     expect(readFileSync(join(repo, 'active'), 'utf8').trim()).toBe('electrode-resnet34-tiny-v2');
     expect(models('activate', '1').code).toBe(0);

@@ -22,7 +22,7 @@ function confusion(pairs: Array<{ flag: boolean; abnormal: boolean }>): Confusio
     else c[p.abnormal ? 'fn' : 'tn']++;
   }
   const recalls = [c.tp + c.fn ? c.tp / (c.tp + c.fn) : null, c.tn + c.fp ? c.tn / (c.tn + c.fp) : null].filter((x): x is number => x !== null);
-  return { ...c, balanced_accuracy: recalls.length ? (100 * recalls.reduce((a, b) => a + b, 0)) / recalls.length : null };
+  return { ...c, balanced_accuracy: recalls.length ? recalls.reduce((a, b) => a + b, 0) / recalls.length : null };
 }
 
 const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];

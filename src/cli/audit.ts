@@ -62,8 +62,8 @@ export function registerAudit(program: Command): void {
       withDb(dbOpts(this), (db) => {
         const r = showInspection(db, id);
         if (!r) {
-          process.stderr.write(`no inspection ${id}\n`);
-          process.exitCode = 1;
+          process.stderr.write(`xray-qc audit show: USAGE_INVALID: no inspection ${id} (give an inspection id or seq)\n`);
+          process.exitCode = 2;
           return;
         }
         process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);

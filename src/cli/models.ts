@@ -13,6 +13,7 @@ import { loadPublicKeys } from '../sync/signing.js';
 import { HOLD_FILE } from '../sync/syncer.js';
 import { Refused, unfitReason, vetOffer } from '../sync/vet.js';
 import { iso, openDb } from './db.js';
+import { formatOf, formatOption, show, writeRows, type Format, type View } from './format.js';
 import { ScoringSession } from './scoring.js';
 
 /** `xray-qc models …`: the operator's side of the station's model repository (docs/model-sync.md). */
@@ -29,13 +30,31 @@ function shadowRefusal(config: string, m: { name: string; version: number }): st
     const c = compareShadow(db, { candidate: m });
     const [a, b] = [c.labelled.active.balanced_accuracy, c.labelled.candidate.balanced_accuracy];
     if (!c.candidate || c.labelled.n < MIN_LABELLED_FOR_VERDICT || a === null || b === null || b >= a) return null;
-    return `${m.name} v${m.version} did worse than the active model as a shadow candidate: balanced accuracy ${b.toFixed(1)} % against ${a.toFixed(1)} % on ${c.labelled.n} labelled captures both scored`;
+    return `${m.name} v${m.version} did worse than the active model as a shadow candidate: balanced accuracy ${(100 * b).toFixed(1)} % against ${(100 * a).toFixed(1)} % on ${c.labelled.n} labelled captures both scored`;
   } finally {
     db.close();
   }
 }
 
 interface Target { folder: string; dir: string; manifest: Manifest }
+
+interface ModelRow {
+  folder: string; active: boolean; shadow: boolean; name: string | null; version: number | null; sha256: string | null; bundle_sha256: string | null;
+  created_at: string | null; fit: boolean | null; synthetic: boolean; untrained: boolean; error: string | null;
+}
+
+const MODELS_VIEW: View<ModelRow> = {
+  columns: [
+    { head: '', text: (r) => `${r.active ? '*' : r.shadow ? 's' : ' '}${r.fit === false ? '!' : ' '}` },
+    { head: 'folder', text: (r) => r.folder },
+    { head: 'version', text: (r) => show.text(r.version), right: true },
+    { head: 'created_at', text: (r) => show.text(r.created_at) },
+    { head: 'onnx', text: (r) => show.text(r.sha256?.slice(0, 12)) },
+    { head: 'bundle', text: (r) => show.text(r.bundle_sha256?.slice(0, 12)) },
+    { head: 'note', text: (r) => r.error ?? (r.fit === false ? 'failed the fitness rule' : r.untrained ? 'untrained' : r.synthetic ? 'synthetic' : '') },
+  ],
+  fields: ['folder', 'active', 'shadow', 'name', 'version', 'sha256', 'bundle_sha256', 'created_at', 'fit', 'synthetic', 'untrained', 'error'],
+};
 
 async function findBundle(repo: string, version: string): Promise<Target> {
   const active = await readActive(repo);
@@ -63,20 +82,19 @@ export function registerModels(program: Command): void {
   const configOf = (cmd: Command): Config => loadConfig(cmd.opts<{ config: string }>().config);
   const repoOf = (cmd: Command): string => configOf(cmd).model.dir;
 
-  sub('list').description('bundles in the repository; * marks the active one, s the shadow candidate, ! one that failed the fitness rule')
-    .option('--json')
-    .action(async function (this: Command, o: { json?: boolean }) {
+  formatOption(sub('list').description('bundles in the repository; * marks the active one, s the shadow candidate, ! one that failed the fitness rule'), true)
+    .action(async function (this: Command, o: { format: Format; json?: boolean }) {
       const repo = repoOf(this);
       const active = await readActive(repo);
       const shadow = await readShadow(repo);
+      const rows: ModelRow[] = [];
       for (const e of await listRepository(repo)) {
         const bundleSha256 = e.manifest ? await sha256File(join(e.dir, 'manifest.json')).catch(() => null) : null;
-        const row = { folder: e.folder, active: e.folder === active, shadow: e.folder === shadow, name: e.manifest?.name ?? null, version: e.manifest?.version ?? null,
+        rows.push({ folder: e.folder, active: e.folder === active, shadow: e.folder === shadow, name: e.manifest?.name ?? null, version: e.manifest?.version ?? null,
           sha256: e.manifest?.files['model.onnx']?.sha256 ?? null, bundle_sha256: bundleSha256, created_at: e.manifest?.created_at ?? null,
-          fit: e.manifest?.fit ?? null, synthetic: e.manifest?.synthetic ?? false, error: e.error ?? null };
-        process.stdout.write(o.json ? `${JSON.stringify(row)}\n`
-          : `${row.active ? '*' : row.shadow ? 's' : ' '}${row.fit === false ? '!' : ' '} ${e.folder.padEnd(40)} v${String(row.version ?? '?').padEnd(5)} ${row.created_at ?? ''} ${row.sha256 ? `onnx ${row.sha256.slice(0, 12)} bundle ${row.bundle_sha256?.slice(0, 12)}` : row.error}\n`);
+          fit: e.manifest?.fit ?? null, synthetic: e.manifest?.synthetic ?? false, untrained: e.manifest?.untrained ?? false, error: e.error ?? null });
       }
+      writeRows(rows, formatOf(o), MODELS_VIEW);
     });
 
   sub('install').description("verify BUNDLE_DIR as model sync would (signature where sync requires one, schema, version, input size, fitness, every file's sha256, the graph, golden samples) and copy it into model.dir; the first bundle of an empty repository becomes active")
