@@ -74,4 +74,21 @@ print(t.dtype, t.shape, v.dtype, v.shape, int(np.abs(back.astype(int) - v.astype
     expect(neither.code).toBe(2);
     expect(neither.stderr).toBe('xray-qc preprocess: give --out T.npy (the tensor), --png V.png (the 8-bit view), or both\n');
   });
+
+  it('--abnormal-per-bundle gives exactly k abnormal captures in every bundle; --abnormal-rate is a probability per capture', () => {
+    const dir = tempDir();
+    const r = cli(['synth', '--out', dir, '--count', '23', '--bundle-size', '10', '--abnormal-per-bundle', '3', '--seed', '5', '--width', '40', '--height', '60']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ files: 23, abnormal: 9, bundles: 3 });
+    const rows = readFileSync(join(dir, 'labels.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+    const per = new Map<string, number>();
+    for (const [, label, , bundle] of rows) per.set(bundle, (per.get(bundle) ?? 0) + (label === 'abnormal' ? 1 : 0));
+    expect([...per.entries()]).toEqual([['B01', 3], ['B02', 3], ['B03', 3]]);
+    // the positions move with the seed, and the images of a seed are those of the probabilistic run
+    const other = tempDir();
+    cli(['synth', '--out', other, '--count', '23', '--bundle-size', '10', '--abnormal-per-bundle', '3', '--seed', '6', '--width', '40', '--height', '60']);
+    expect(readFileSync(join(other, 'labels.csv'), 'utf8')).not.toBe(readFileSync(join(dir, 'labels.csv'), 'utf8'));
+    const rate = cli(['synth', '--out', tempDir(), '--count', '23', '--abnormal-rate', '0.3', '--seed', '5', '--width', '40', '--height', '60']);
+    expect(JSON.parse(rate.stdout).abnormal).not.toBe(Math.round(0.3 * 23)); // this seed draws another count: a probability, as documented
+  });
 });

@@ -37,17 +37,19 @@ export function registerTools(program: Command): void {
     .requiredOption('--out <dir>', 'output directory')
     .requiredOption('--count <n>', 'number of captures', parseNumber(1, 1e6, true))
     .option('--seed <s>', 'random seed', parseNumber(0, 2 ** 31, true), 1)
-    .option('--abnormal-rate <r>', 'share of captures with an anomaly', parseNumber(0, 1), 0.2)
+    .option('--abnormal-rate <r>', 'probability that a capture has an anomaly, each drawn on its own (so the count varies: 0.3 of 20 may give 2 or 9)', parseNumber(0, 1), 0.2)
+    .option('--abnormal-per-bundle <k>', 'exactly k abnormal captures in each bundle instead (fewer only in a short last bundle)', parseNumber(0, 1e6, true))
     .option('--compression <c>', 'none|deflate|lzw', parseChoice(['none', 'deflate', 'lzw'] as const), 'none')
     .option('--width <px>', 'fixed width (default: 1119–1219, random)', parseNumber(8, 20000, true))
     .option('--height <px>', 'fixed height (default: 2053–2115, random)', parseNumber(8, 20000, true))
     .option('--bundle-size <n>', 'captures per production bundle (the labels.csv bundle column)', parseNumber(1, 1e6, true), 10)
-    .action(async (o: { out: string; count: number; seed: number; abnormalRate: number; compression: WriteCompression; width?: number; height?: number; bundleSize: number }) => {
+    .action(async (o: { out: string; count: number; seed: number; abnormalRate: number; abnormalPerBundle?: number; compression: WriteCompression; width?: number; height?: number; bundleSize: number }) => {
       const labels = await synthSet({
-        out: o.out, count: o.count, seed: o.seed, abnormalRate: o.abnormalRate, compression: o.compression, bundleSize: o.bundleSize,
+        out: o.out, count: o.count, seed: o.seed, abnormalRate: o.abnormalRate, abnormalPerBundle: o.abnormalPerBundle, compression: o.compression, bundleSize: o.bundleSize,
         size: { width: o.width, height: o.height }, onFile: progress('synth'),
       });
       const abnormal = labels.filter((l) => l.label === 'abnormal').length;
-      process.stdout.write(`${JSON.stringify({ out: o.out, files: labels.length, abnormal })}\n`);
+      const bundles = new Set(labels.map((l) => l.bundle)).size;
+      process.stdout.write(`${JSON.stringify({ out: o.out, files: labels.length, abnormal, bundles, abnormal_share: labels.length ? abnormal / labels.length : 0 })}\n`);
     });
 }

@@ -146,7 +146,10 @@ export interface SynthSetOptions {
   out: string;
   count: number;
   seed?: number;
+  /** Each capture is abnormal with this probability (independently: the count varies). */
   abnormalRate?: number;
+  /** Exactly this many abnormal captures in each bundle (fewer in a short last bundle), at seeded positions; overrides abnormalRate. */
+  abnormalPerBundle?: number;
   compression?: WriteCompression;
   size?: SynthSize;
   /** Captures per bundle (the paper's unit of leave-one-out evaluation). */
@@ -161,8 +164,10 @@ export async function synthSet(o: SynthSetOptions): Promise<SynthLabel[]> {
   const seed = o.seed ?? 1;
   const rand = prng(seed ^ 0x5eed);
   const labels: SynthLabel[] = [];
+  const exact = o.abnormalPerBundle === undefined ? null : exactAbnormal(o.count, o.bundleSize ?? 10, o.abnormalPerBundle, seed);
   for (let i = 0; i < o.count; i++) {
-    const abnormal = rand() < (o.abnormalRate ?? 0.2);
+    const drawn = rand() < (o.abnormalRate ?? 0.2); // drawn either way, so the images of a seed stay the same
+    const abnormal = exact ? exact.has(i) : drawn;
     const anomaly = abnormal ? ANOMALIES[Math.floor(rand() * ANOMALIES.length)] : null;
     const img = synthElectrode(seed * 100003 + i, anomaly, o.size);
     const file = `electrode_${String(i + 1).padStart(4, '0')}.tif`;
@@ -175,3 +180,19 @@ export async function synthSet(o: SynthSetOptions): Promise<SynthLabel[]> {
   await writeFile(join(o.out, 'labels.csv'), `${csv}\n`);
   return labels;
 }
+
+/** The capture indices that are abnormal: `perBundle` of each bundle's, chosen by a seeded shuffle. */
+function exactAbnormal(count: number, bundleSize: number, perBundle: number, seed: number): Set<number> {
+  const rand = prng(seed ^ 0xb0d1e);
+  const out = new Set<number>();
+  for (let start = 0; start < count; start += bundleSize) {
+    const idx = Array.from({ length: Math.min(bundleSize, count - start) }, (_, k) => start + k);
+    for (let k = idx.length - 1; k > 0; k--) {
+      const j = Math.floor(rand() * (k + 1));
+      [idx[k], idx[j]] = [idx[j], idx[k]];
+    }
+    for (const i of idx.slice(0, perBundle)) out.add(i);
+  }
+  return out;
+}
+
