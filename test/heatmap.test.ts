@@ -7,7 +7,9 @@ import type { GraphContract } from '../src/infer/messages.js';
 import { DEMO_SEED, packageModelsDir, writeDemoBackbone } from '../src/model/demo/demo-model.js';
 import { buildResNet34, gridOf, type LayerWeights } from '../src/model/demo/resnet.js';
 import { encodeNpy } from '../src/tools/npy.js';
-import { python, readNpy, ROOT, tempDir } from './helpers.js';
+import { cli, python, readNpy, ROOT, tempDir } from './helpers.js';
+import { encodeTiff16 } from '../src/tools/tiff-writer.js';
+import { synthElectrode } from '../src/tools/synth.js';
 
 /**
  * The heat map a model computes as forward operations (Grad-CAM through the head's Jacobian,
@@ -102,5 +104,21 @@ describe('heat maps: forward-operation Grad-CAM against PyTorch autograd', () =>
     expect(q.cells[10 * 32 + 5]).toBe(255);
     expect(q.cells[40 * 32 + 20]).toBe(102);
     expect(q.cells.byteLength).toBe(2016);
+  });
+
+  it('score --json writes the heat map as an array of its 8-bit cells, with where', () => {
+    const d = tempDir('xray-qc-heatmap-json-');
+    expect(cli(['model', 'demo', '--tiny', '--out', join(d, 'tiny')]).code).toBe(0);
+    const img = synthElectrode(4, 'scratch', { width: 120, height: 220 });
+    writeFileSync(join(d, 'c.tif'), encodeTiff16(img.width, img.height, img.data));
+    const r = cli(['score', '--json', '--model', join(d, 'tiny'), join(d, 'c.tif')]);
+    expect(r.code, r.stderr).toBe(0);
+    const line = JSON.parse(r.stdout) as { heatmap: { width: number; height: number; scale: number; cells: unknown }; where: unknown };
+    const { width, height, cells } = line.heatmap;
+    expect(Array.isArray(cells)).toBe(true);
+    expect((cells as number[]).length).toBe(width * height);
+    expect((cells as number[]).every((c) => Number.isInteger(c) && c >= 0 && c <= 255)).toBe(true);
+    expect(Math.max(...(cells as number[]))).toBe(line.where === null ? 0 : 255);
+    expect(r.stdout.length).toBeLessThan(4 * width * height + 2000); // not an object keyed by index
   });
 });

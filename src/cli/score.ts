@@ -13,7 +13,7 @@ import { encodeNpy } from '../tools/npy.js';
 import { encodePlanesPng } from '../tools/png.js';
 import { loadConfig } from '../service/config.js';
 import { parseNumber, parseProviders } from './options.js';
-import { formatResult, ScoringSession } from './scoring.js';
+import { formatResult, ScoringSession, scoredJson } from './scoring.js';
 
 interface ModelChoice { model?: string; config?: string; providers?: Provider[]; maxPixels?: number }
 
@@ -62,7 +62,7 @@ export function registerScoring(program: Command): void {
         for (const file of files) {
           const result = await session.score(file);
           if (result.verdict === 'error') failed++;
-          process.stdout.write(`${o.json ? JSON.stringify(result) : formatResult(result)}\n`);
+          process.stdout.write(`${o.json ? scoredJson(result) : formatResult(result)}\n`);
         }
       } finally {
         await session.close();

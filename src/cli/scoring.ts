@@ -31,6 +31,16 @@ export class ScoringSession {
   }
 }
 
+/**
+ * `score --json`'s line: the result as it is, but the heat map's 8-bit cells as a plain array
+ * (row-major, `width × height` numbers 0–255; value = cell / 255 · scale) — a typed array through
+ * JSON.stringify became an object keyed by index, ~20 KB a line.
+ */
+export function scoredJson(r: Scored): string {
+  if (r.verdict === 'error' || !r.heatmap) return JSON.stringify(r);
+  return JSON.stringify({ ...r, heatmap: { ...r.heatmap, cells: Array.from(r.heatmap.cells) } });
+}
+
 /** One human-readable line for a result. */
 export function formatResult(r: Scored): string {
   if (r.verdict === 'error') return `${basename(r.file)}  ERROR  ${r.error.code}: ${r.error.message}`;
