@@ -1,5 +1,5 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Sqlite from '../src/record/sqlite.js';
@@ -79,6 +79,9 @@ describe('parts, bundles, labels and accuracy', () => {
     expect(byName.get('tagged.tif')).toMatchObject({ bundle: 'B9', part_id: 'P-900' });
     const verdicts = new Map((sub.verdicts as unknown as Array<{ id: string; bundle: string | null; part: string | null }>).map((v) => [v.id, v]));
     for (const r of rows) expect(verdicts.get(r.id), r.file_path).toMatchObject({ bundle: r.bundle, part: r.part_id });
+    // the model's flags ride in every verdict (the tiny demo is untrained; not judged by the fitness rule), as the row keeps them
+    for (const v of verdicts.values()) expect((v as unknown as { model: unknown }).model).toMatchObject({ untrained: true, synthetic: false, fit: null });
+    expect(query(station.db, 'SELECT DISTINCT model_untrained u, model_synthetic s, model_fit f FROM inspections')).toEqual([{ u: 1, s: 0, f: null }]);
   });
 
   it('labels by set and import (twice: no change), then audit accuracy --by bundle equals the same rules in SQL', () => {
@@ -88,6 +91,16 @@ describe('parts, bundles, labels and accuracy', () => {
     expect(cli(['label', 'set', `file:${rows[1].file_path}`, 'normal', ...db]).code).toBe(0);
     const again = cli(['label', 'set', `file:${rows[1].file_path}`, 'normal', ...db]);
     expect(JSON.parse(again.stdout)).toMatchObject({ added: false });
+    // a relative path: its end below capture.dir, or relative to the working directory (the same inspection, nothing added)
+    const below = rows[1].file_path.slice(station.captures.length + 1);
+    for (const p of [below, `captures/${below}`, `./${below}`, relative(process.cwd(), rows[1].file_path)]) {
+      const r = cli(['label', 'set', `file:${p}`, 'normal', ...db]);
+      expect(r.code, `${p}: ${r.stderr}`).toBe(0);
+      expect(JSON.parse(r.stdout), p).toMatchObject({ inspection: rows[1].id, added: false });
+    }
+    const none = cli(['label', 'set', 'file:S9/nothing.tif', 'normal', ...db]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/LABEL_INVALID: file:S9\/nothing\.tif: no inspection of that file \(file: takes the path as recorded .* or its end below capture\.dir/);
     // a correction: the latest label counts
     expect(cli(['label', 'set', rows[0].id, 'normal', '--by', 'ben', '--note', 'dust, not a defect', ...db]).code).toBe(0);
     const csv = join(station.root, 'labels.csv');

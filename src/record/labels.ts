@@ -1,3 +1,4 @@
+import { isAbsolute, resolve } from 'node:path';
 import { XrayError } from '../errors.js';
 import type { Db } from './database.js';
 
@@ -28,10 +29,32 @@ const bad = (message: string): XrayError => new XrayError('LABEL_INVALID', messa
 export function resolveRef(db: Db, ref: string): string {
   let row: { id: string } | undefined;
   if (ref.startsWith('seq:') && /^\d+$/.test(ref.slice(4))) row = db.prepare('SELECT id FROM inspections WHERE seq = ?').get(Number(ref.slice(4))) as typeof row;
-  else if (ref.startsWith('file:')) row = db.prepare('SELECT id FROM inspections WHERE file_path = ? ORDER BY seq DESC LIMIT 1').get(ref.slice(5)) as typeof row;
+  else if (ref.startsWith('file:')) return byFile(db, ref.slice(5));
   else row = db.prepare('SELECT id FROM inspections WHERE id = ?').get(ref) as typeof row;
   if (!row) throw bad(`${ref}: no such inspection (give an inspection id, seq:N or file:PATH)`);
   return row.id;
+}
+
+/**
+ * `file:PATH`: the latest inspection of that file. The audit trail records absolute paths; a
+ * relative PATH is tried against the working directory, then as the end of a recorded path at a
+ * folder boundary (so `S2-B02/electrode_0009.tif` and `captures/S2-B02/electrode_0009.tif` find
+ * `/var/lib/xray-qc/captures/S2-B02/electrode_0009.tif`), and refused when that names two files.
+ */
+function byFile(db: Db, path: string): string {
+  const latest = db.prepare('SELECT id FROM inspections WHERE file_path = ? ORDER BY seq DESC LIMIT 1');
+  for (const p of isAbsolute(path) ? [path] : [path, resolve(path)]) {
+    const row = latest.get(p) as { id: string } | undefined;
+    if (row) return row.id;
+  }
+  const tail = path.replace(/^(\.\/)+/, '');
+  if (!isAbsolute(path) && tail && !tail.split('/').includes('..')) {
+    const files = db.prepare(`SELECT DISTINCT file_path FROM inspections
+      WHERE length(file_path) > length(?) AND substr(file_path, -length(?) - 1) = '/' || ? LIMIT 3`).all(tail, tail, tail) as Array<{ file_path: string }>;
+    if (files.length === 1) return (latest.get(files[0].file_path) as { id: string }).id;
+    if (files.length > 1) throw bad(`file:${path} names more than one inspected file (${files.map((f) => f.file_path).join(', ')}${files.length === 3 ? ', …' : ''}): give more of the path, or the absolute one`);
+  }
+  throw bad(`file:${path}: no inspection of that file (file: takes the path as recorded — absolute, as \`audit list\` shows it — or its end below capture.dir, e.g. file:S2-B02/electrode_0009.tif)`);
 }
 
 function checked(db: Db, input: LabelInput): { inspection: string; label: Label; by: string | null; note: string | null; at: string } {
