@@ -11,6 +11,7 @@ import { parseConfig } from '../src/service/config.js';
 import { histogram16 } from '../src/convert/percentile.js';
 import { localBounds } from '../src/convert/conversion.js';
 import { normalisation } from '../src/prepare/preprocessor.js';
+import { planesPng } from '../src/review/render.js';
 import { boxDownscale, displayWindow, otsu, SEPARATION, windowed } from '../src/review/window.js';
 import { decodeNpy } from '../src/tools/npy.js';
 import { cli, CLI, jsonLines, ROOT, tempDir } from './helpers.js';
@@ -472,7 +473,7 @@ describe('the review page: security', () => {
   }, 60_000);
 });
 
-describe('the display window (window.ts)', () => {
+describe('the display window and the model\'s view image (window.ts, render.ts)', () => {
   it('finds the electrode inside a bright border: the auto window spans the coating, not the border', () => {
     const img = synthElectrode(5003, null, { width: 400, height: 800 });
     const w = displayWindow(img);
@@ -504,5 +505,13 @@ describe('the display window (window.ts)', () => {
     expect(out[1]).toBe(Math.round((data[2] + data[3] + data[9] + data[10]) / 4)); // columns floor(7/3)=2 … floor(14/3)−1=3, rows 0 … floor(5/2)−1=1
     expect(out[5]).toBe(Math.round([4, 5, 6].reduce((s, x) => s + data[2 * 7 + x] + data[3 * 7 + x] + data[4 * 7 + x], 0) / 9));
     expect([...windowed(Uint16Array.of(999, 1000, 1500, 2000, 2001), 1000, 2000)]).toEqual([0, 0, 128, 255, 255]);
+  });
+
+  it('the model\'s view keeps every plane: grayscale for one plane, RGB for three (mixed)', () => {
+    const planes = [0, 1, 2].map((c) => Uint8Array.from({ length: 6 * 4 }, (_, i) => (i * (c + 3) * 37) % 256)) as [Uint8Array, Uint8Array, Uint8Array];
+    const rgb = PNG.sync.read(planesPng(planes, 6, 4));
+    expect([0, 1, 2].every((c) => planes[c].every((v, i) => rgb.data[4 * i + c] === v))).toBe(true);
+    const gray = PNG.sync.read(planesPng([planes[1], planes[1], planes[1]], 6, 4));
+    expect(planes[1].every((v, i) => gray.data[4 * i] === v && gray.data[4 * i + 2] === v)).toBe(true);
   });
 });

@@ -116,7 +116,7 @@ async function decodeChecked(row: CaptureRow): Promise<Decoded> {
 }
 
 /** 8-bit planes as a PNG, without loss: grayscale when the three are one plane (replicated), RGB otherwise. */
-function planesPng(planes: [Uint8Array, Uint8Array, Uint8Array], width: number, height: number): Buffer {
+export function planesPng(planes: [Uint8Array, Uint8Array, Uint8Array], width: number, height: number): Buffer {
   const gray = planes[0] === planes[1] && planes[1] === planes[2];
   const png = new PNG({ width, height, colorType: gray ? 0 : 2, inputColorType: gray ? 0 : 2, inputHasAlpha: false });
   const data = Buffer.alloc(width * height * (gray ? 1 : 3));
