@@ -8,7 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthElectrode, type Anomaly } from '../src/tools/synth.js';
 import { encodeTiff16 } from '../src/tools/tiff-writer.js';
 import { parseConfig } from '../src/service/config.js';
-import { cli, CLI, jsonLines, ROOT } from './helpers.js';
+import { histogram16 } from '../src/convert/percentile.js';
+import { localBounds } from '../src/convert/conversion.js';
+import { normalisation } from '../src/prepare/preprocessor.js';
+import { planesPng } from '../src/review/render.js';
+import { boxDownscale, displayWindow, otsu, SEPARATION, windowed } from '../src/review/window.js';
+import { decodeNpy } from '../src/tools/npy.js';
+import { cli, CLI, jsonLines, ROOT, tempDir } from './helpers.js';
 import { DaemonProcess, freePort, makeStation, Mosquitto, sqlRows, Subscriber, until, type StationDirs } from './station.js';
 
 /**
@@ -66,6 +72,41 @@ function pixels(png: Buffer): { gray: number; levels: number; heat: number; tota
     } else if (r > b + 60) heat++;
   }
   return { gray, levels: levels.size, heat, total: img.width * img.height };
+}
+
+/** Mean and standard deviation of the gray level inside the electrode: the middle of a stage screenshot (the border left out). */
+function inner(png: Buffer): { mean: number; sd: number } {
+  const img = PNG.sync.read(png);
+  let n = 0;
+  let s = 0;
+  let s2 = 0;
+  for (let y = Math.round(img.height * 0.15); y < img.height * 0.85; y++) {
+    for (let x = Math.round(img.width * 0.15); x < img.width * 0.85; x++) {
+      const v = img.data[4 * (y * img.width + x)];
+      n++;
+      s += v;
+      s2 += v * v;
+    }
+  }
+  return { mean: s / n, sd: Math.sqrt(s2 / n - (s / n) ** 2) };
+}
+
+/** Where the bright border meets the electrode in a stage screenshot: left, right, top, bottom (px from that side), by column and row means. */
+function edges(png: Buffer): number[] {
+  const img = PNG.sync.read(png);
+  const at = (x: number, y: number): number => img.data[4 * (y * img.width + x)];
+  const profile = (len: number, other: number, get: (i: number, j: number) => number): number[] => Array.from({ length: len }, (_, i) => {
+    let s = 0;
+    for (let j = Math.round(other * 0.3); j < other * 0.7; j++) s += get(i, j);
+    return s / Math.round(other * 0.4);
+  });
+  const cross = (p: number[]): number => {
+    const mid = (p[1] + p[Math.floor(p.length / 2)]) / 2;
+    return p.findIndex((v) => (p[1] > mid ? v < mid : v > mid));
+  };
+  const cols = profile(img.width, img.height, (x, y) => at(x, y));
+  const rows = profile(img.height, img.width, (y, x) => at(x, y));
+  return [cross(cols), cross([...cols].reverse()), cross(rows), cross([...rows].reverse())];
 }
 
 describe('the review page in headless Chromium', () => {
@@ -140,6 +181,7 @@ describe('the review page in headless Chromium', () => {
     await page.waitForURL(/\/capture\//);
     expect(page.url()).toContain(queued[0].id); // oldest first
     await page.waitForFunction(() => [...document.querySelectorAll('.stage img')].every((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0));
+    await page.waitForSelector('.stage.windowed');
     const withHeat = pixels(await page.locator('.stage').screenshot());
     if (SHOTS) await page.screenshot({ path: join(SHOTS, 'capture.png'), fullPage: true });
     await page.keyboard.press('h'); // the overlay off
@@ -180,14 +222,134 @@ describe('the review page in headless Chromium', () => {
     if (SHOTS) await page.screenshot({ path: join(SHOTS, 'models.png'), fullPage: true });
   }, 120_000);
 
+  it('the display window: auto contrast from the electrode, slider and keys in the browser only, the model\'s exact input a toggle away, the heat map aligned in both', async () => {
+    const id = sqlRows<{ id: string }>(station.db, "SELECT id FROM inspections WHERE verdict = 'flag' ORDER BY seq DESC LIMIT 1")[0].id;
+    const file = sqlRows<{ file_path: string }>(station.db, 'SELECT file_path FROM inspections WHERE id = ?', id)[0].file_path;
+    const failed: string[] = [];
+    const requests: string[] = [];
+    page.on('response', (r) => { if (r.status() >= 400) failed.push(`${r.status()} ${r.url()}`); });
+    page.on('request', (r) => { requests.push(r.url()); });
+    page.on('console', (m) => { if (m.type() === 'error') failed.push(`console: ${m.text()}`); });
+    page.on('pageerror', (e) => { failed.push(`page error: ${e.message}`); });
+    await page.goto(`${base}/capture/${id}`);
+    await page.waitForSelector('.stage.windowed');
+    await page.waitForFunction(() => [...document.querySelectorAll('.stage img')].every((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0));
+    const display = JSON.parse((await fetch(`${base}/img/${id}/display.bin`)).headers.get('x-display')!) as { low: number; high: number; region: string };
+    expect(display.region).toBe('electrode'); // the bright border was found and left out
+    const stage = page.locator('.stage');
+    await page.keyboard.press('h'); // the overlay off, to measure the image
+    const auto = await stage.screenshot();
+    await page.keyboard.press('m');
+    await page.waitForSelector('.stage:not(.windowed)');
+    const model = await stage.screenshot();
+    if (SHOTS) for (const [name, png] of [['stage-window.png', auto], ['stage-model.png', model]] as const) writeFileSync(join(SHOTS, name), png);
+    const [a, m] = [inner(auto), inner(model)];
+    console.log(`inside the electrode: auto window ${display.low}–${display.high} mean ${a.mean.toFixed(1)} sd ${a.sd.toFixed(1)}; the model's view mean ${m.mean.toFixed(1)} sd ${m.sd.toFixed(1)}`);
+    expect(a.mean).toBeGreaterThan(3 * m.mean); // brighter …
+    expect(a.sd).toBeGreaterThan(3 * m.sd); // … and more contrast than the naive (the model's) view
+
+    // the model's view is the model's input, value for value: the pixels of `preprocess --png`'s file, and normalised, the tensor the station's path computes
+    const dir = tempDir();
+    const pre = cli(['preprocess', file, '--config', station.config, '--png', join(dir, 'view.png')]);
+    expect(pre.code, pre.stderr).toBe(0);
+    expect(cli(['preprocess', file, '--config', station.config, '--out', join(dir, 't.npy')]).code).toBe(0);
+    const planes = PNG.sync.read(Buffer.from(await (await fetch(`${base}/img/${id}/model.png`)).arrayBuffer()));
+    const written = PNG.sync.read(readFileSync(join(dir, 'view.png')));
+    expect([planes.width, planes.height]).toEqual([written.width, written.height]);
+    expect(planes.data.equals(written.data)).toBe(true);
+    const tensor = decodeNpy(readFileSync(join(dir, 't.npy'))).data as Float32Array;
+    const manifest = JSON.parse(readFileSync(join(station.models, 'demo-v2', 'manifest.json'), 'utf8')) as { preprocess: { mean: number[]; std: number[] } };
+    const size = planes.width * planes.height;
+    expect(tensor.length).toBe(3 * size);
+    let mismatches = 0;
+    for (let c = 0; c < 3; c++) {
+      const { scale, shift } = normalisation(manifest.preprocess.mean[c], manifest.preprocess.std[c]);
+      for (let i = 0; i < size; i++) if (Math.fround(Math.fround(planes.data[4 * i + c] * scale) + shift) !== tensor[c * size + i]) mismatches++;
+    }
+    expect(mismatches).toBe(0);
+    const shownSum = (): Promise<number> => page.evaluate(() => { // what the browser decoded and shows, read back at its own size
+      const img = document.querySelector('img.model') as HTMLImageElement;
+      const c = document.createElement('canvas');
+      c.width = img.naturalWidth;
+      c.height = img.naturalHeight;
+      const g = c.getContext('2d')!;
+      g.drawImage(img, 0, 0);
+      const d = g.getImageData(0, 0, c.width, c.height).data;
+      let s = 0;
+      for (let i = 0; i < d.length; i += 4) s += d[i] * 3 + d[i + 1] * 5 + d[i + 2] * 7;
+      return s;
+    });
+    let expected = 0;
+    for (let i = 0; i < planes.data.length; i += 4) expected += planes.data[i] * 3 + planes.data[i + 1] * 5 + planes.data[i + 2] * 7;
+    expect(await shownSum()).toBe(expected);
+
+    // the heat map lies on both views the same way: same boxes, and the electrode's edges at the same place
+    const box = (sel: string): Promise<string> => page.evaluate((s) => JSON.stringify(document.querySelector(s)!.getBoundingClientRect()), sel);
+    await page.keyboard.press('h'); // the overlay on again
+    const modelBox = await box('img.model');
+    expect(await box('img.heat')).toBe(modelBox);
+    const [inModel, inDisplay] = [edges(model), edges(auto)];
+    console.log(`electrode edges (left, right, top, bottom; stage px): the model's view ${inModel}, the display ${inDisplay}`);
+    inDisplay.forEach((e, i) => {
+      expect(e).toBeGreaterThan(2); // a border was there to find
+      expect(Math.abs(e - inModel[i]), 'the same edge in both views, within a stage pixel').toBeLessThanOrEqual(1);
+    });
+
+    // slider and keys: the displayed image changes, and nothing goes to the server
+    await page.keyboard.press('m');
+    await page.waitForSelector('.stage.windowed');
+    expect(await box('canvas.display')).toBe(modelBox);
+    expect(await box('img.heat')).toBe(modelBox);
+    await page.keyboard.press('h');
+    const windowOf = async (): Promise<[number, number]> => [Number(await page.locator('canvas.display').getAttribute('data-low')), Number(await page.locator('canvas.display').getAttribute('data-high'))];
+    expect(await windowOf()).toEqual([display.low, display.high]);
+    requests.length = 0;
+    for (let i = 0; i < 3; i++) await page.keyboard.press('.');
+    const brighter = inner(await stage.screenshot());
+    expect(brighter.mean).toBeGreaterThan(a.mean + 20);
+    await page.keyboard.press('0');
+    for (let i = 0; i < 3; i++) await page.keyboard.press('=');
+    const sharper = inner(await stage.screenshot());
+    const [lo, hi] = await windowOf();
+    expect(hi - lo).toBeLessThan((display.high - display.low) * 0.6);
+    expect(sharper.sd).toBeGreaterThan(a.sd * 1.3);
+    const slider = (await page.locator('#win-level').boundingBox())!;
+    await page.locator('#win-level').click({ position: { x: slider.width * 0.9, y: slider.height / 2 } }); // scrolled into view, clicked near its right end
+    const darker = inner(await stage.screenshot());
+    expect((await windowOf())[0]).toBeGreaterThan(display.high); // level far up: the electrode goes black
+    expect(darker.mean).toBeLessThan(a.mean / 4);
+    await page.keyboard.press('0'); // keys work with the slider focused
+    expect(await windowOf()).toEqual([display.low, display.high]);
+    expect(requests, 'the window is the browser\'s alone').toEqual([]);
+    await page.keyboard.press('m');
+    expect(await shownSum()).toBe(expected); // the model's view, after all that, unchanged
+    await page.keyboard.press('m');
+    await page.keyboard.press('h');
+
+    const icon = await fetch(`${base}/favicon.ico`);
+    expect(icon.status).toBe(200);
+    expect(icon.headers.get('content-type')).toMatch(/^image\//);
+    const ico = Buffer.from(await icon.arrayBuffer());
+    expect([ico.readUInt16LE(0), ico.readUInt16LE(2), ico.readUInt16LE(4)]).toEqual([0, 1, 1]); // ICONDIR: an icon, one image
+    const png = PNG.sync.read(ico.subarray(ico.readUInt32LE(18), ico.readUInt32LE(18) + ico.readUInt32LE(14)));
+    expect([png.width, png.height]).toEqual([ico[6], ico[7]]);
+    expect(failed, 'no failed request (the favicon included), no CSP refusal, no script error').toEqual([]);
+    rmSync(dir, { recursive: true, force: true });
+  }, 120_000);
+
   it('a capture file that is gone shows a placeholder, not an error', async () => {
     const row = sqlRows<{ id: string; file_path: string }>(station.db, "SELECT id, file_path FROM inspections WHERE verdict = 'pass' ORDER BY seq LIMIT 1")[0]
       ?? sqlRows<{ id: string; file_path: string }>(station.db, 'SELECT id, file_path FROM inspections ORDER BY seq DESC LIMIT 1')[0];
     rmSync(row.file_path);
-    const r = await fetch(`${base}/img/${row.id}/view.png`);
-    expect(r.status).toBe(200);
-    expect(r.headers.get('content-type')).toContain('image/svg+xml');
-    expect(r.headers.get('x-placeholder')).toBe('the capture file is gone');
+    for (const kind of ['model.png', 'display.bin', 'thumb.png']) {
+      const r = await fetch(`${base}/img/${row.id}/${kind}`);
+      expect(r.status).toBe(200);
+      expect(r.headers.get('content-type')).toContain('image/svg+xml');
+      expect(r.headers.get('x-placeholder')).toBe('the capture file is gone');
+    }
+    await page.goto(`${base}/capture/${row.id}`);
+    await page.waitForFunction(() => /unavailable/.test(document.getElementById('win-text')?.textContent ?? ''));
+    expect(await page.locator('.stage.windowed').count()).toBe(0); // the placeholder (the model's view) stays
   });
 });
 
@@ -271,7 +433,9 @@ describe('the review page: security', () => {
       const auth = { authorization: `Bearer ${TOKEN}` };
       expect((await raw(url, '/queue')).status).toBe(401);
       expect((await raw(url, '/queue', { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
-      expect((await raw(url, `/img/${id}/view.png`)).status).toBe(401);
+      expect((await raw(url, `/img/${id}/model.png`)).status).toBe(401);
+      expect((await raw(url, `/img/${id}/display.bin`)).status).toBe(401);
+      expect((await raw(url, '/favicon.ico')).status).toBe(200); // the icon, like the stylesheet, needs no token
       expect((await raw(url, '/queue', { headers: auth })).status).toBe(200);
       // the login form sets an HttpOnly, SameSite=Strict cookie that then opens the pages
       const login = await fetch(`${url}/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: url, 'sec-fetch-site': 'same-origin' }, body: `token=${TOKEN}` });
@@ -293,7 +457,7 @@ describe('the review page: security', () => {
       expect((await raw(url, `/capture/${id}/label`, form({ origin: url }))).status).toBe(303);
       expect(sqlRows(daemonDb, 'SELECT label FROM labels')).toEqual([{ label: 'abnormal' }]);
 
-      for (const path of ['/img/../../etc/passwd', '/capture/%2e%2e/%2e%2e/etc/passwd', '/img/..%2f..%2fetc/passwd/view.png', '/assets/..\\..\\config.yaml']) {
+      for (const path of ['/img/../../etc/passwd', '/capture/%2e%2e/%2e%2e/etc/passwd', '/img/..%2f..%2fetc/passwd/model.png', '/assets/..\\..\\config.yaml']) {
         expect([400, 404], path).toContain((await raw(url, path, { headers: auth })).status);
       }
       expect((await raw(url, '/capture/not-an-id', { headers: auth })).status).toBe(400);
@@ -307,4 +471,47 @@ describe('the review page: security', () => {
       await r.stop();
     }
   }, 60_000);
+});
+
+describe('the display window and the model\'s view image (window.ts, render.ts)', () => {
+  it('finds the electrode inside a bright border: the auto window spans the coating, not the border', () => {
+    const img = synthElectrode(5003, null, { width: 400, height: 800 });
+    const w = displayWindow(img);
+    expect(w.region).toBe('electrode');
+    expect(w.share).toBeGreaterThan(0.8);
+    expect(w.low).toBeGreaterThan(1500);
+    expect(w.high).toBeLessThan(3200); // the coating; the border lies near 10,500
+    expect(w.max).toBeGreaterThan(9000);
+    const local = localBounds(img);
+    expect(local.max - local.min).toBeGreaterThan(5 * (w.high - w.low)); // what the model's local bounds stretch over
+  });
+
+  it('without a border (one population) or with a flat image, the whole capture counts', () => {
+    const img = synthElectrode(5003, null, { width: 400, height: 800 });
+    const m = 40;
+    const data = new Uint16Array((400 - 2 * m) * (800 - 2 * m));
+    for (let y = m; y < 800 - m; y++) data.set(img.data.subarray(y * 400 + m, y * 400 + 400 - m), (y - m) * (400 - 2 * m));
+    const w = displayWindow({ width: 400 - 2 * m, height: 800 - 2 * m, data });
+    expect(w.region).toBe('whole');
+    expect(otsu(histogram16(data)).separation).toBeLessThan(SEPARATION);
+    expect(w.high - w.low).toBeGreaterThan(200);
+    const flat = displayWindow({ width: 10, height: 10, data: new Uint16Array(100).fill(3000) });
+    expect([flat.region, flat.low, flat.high]).toEqual(['whole', 3000, 3001]);
+  });
+
+  it('boxDownscale: every source pixel in one box, averages kept; windowed maps low → 0 and high → 255', () => {
+    const data = Uint16Array.from({ length: 7 * 5 }, (_, i) => i * 100);
+    const out = boxDownscale({ width: 7, height: 5, data }, 3, 2);
+    expect(out[1]).toBe(Math.round((data[2] + data[3] + data[9] + data[10]) / 4)); // columns floor(7/3)=2 … floor(14/3)−1=3, rows 0 … floor(5/2)−1=1
+    expect(out[5]).toBe(Math.round([4, 5, 6].reduce((s, x) => s + data[2 * 7 + x] + data[3 * 7 + x] + data[4 * 7 + x], 0) / 9));
+    expect([...windowed(Uint16Array.of(999, 1000, 1500, 2000, 2001), 1000, 2000)]).toEqual([0, 0, 128, 255, 255]);
+  });
+
+  it('the model\'s view keeps every plane: grayscale for one plane, RGB for three (mixed)', () => {
+    const planes = [0, 1, 2].map((c) => Uint8Array.from({ length: 6 * 4 }, (_, i) => (i * (c + 3) * 37) % 256)) as [Uint8Array, Uint8Array, Uint8Array];
+    const rgb = PNG.sync.read(planesPng(planes, 6, 4));
+    expect([0, 1, 2].every((c) => planes[c].every((v, i) => rgb.data[4 * i + c] === v))).toBe(true);
+    const gray = PNG.sync.read(planesPng([planes[1], planes[1], planes[1]], 6, 4));
+    expect(planes[1].every((v, i) => gray.data[4 * i] === v && gray.data[4 * i + 2] === v)).toBe(true);
+  });
 });

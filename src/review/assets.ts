@@ -1,4 +1,4 @@
-/** The page's stylesheet and script, served from this process (no CDN, nothing downloaded). */
+/** The page's stylesheet, served from this process as /assets/review.css (no CDN, nothing downloaded); its script is client.ts. */
 
 export const CSS = `
 :root { --fg: #1b1f24; --muted: #5b6570; --line: #d5dae0; --flag: #c62828; --pass: #2e7d32; --unc: #ef6c00; --bg: #f6f7f9; }
@@ -18,7 +18,9 @@ th:first-child, td:first-child { text-align: left; }
 .verdict-flag { color: var(--flag); font-weight: bold; } .verdict-pass { color: var(--pass); font-weight: bold; } .reason-uncertain { color: var(--unc); }
 .capture { display: flex; gap: 1.2em; flex-wrap: wrap; align-items: flex-start; }
 .stage { position: relative; width: min(420px, 90vw); aspect-ratio: 1 / 2; background: #000; }
-.stage img { position: absolute; inset: 0; width: 100%; height: 100%; }
+.stage img, .stage canvas { position: absolute; inset: 0; width: 100%; height: 100%; }
+.stage canvas.display { display: none; }
+.stage.windowed canvas.display { display: block; } .stage.windowed img.model { display: none; }
 .stage img.heat { image-rendering: auto; mix-blend-mode: normal; }
 .stage.no-heat img.heat { display: none; }
 .placeholder { display: flex; align-items: center; justify-content: center; text-align: center; height: 100%; color: #fff; padding: 1em; }
@@ -31,6 +33,11 @@ form.label button { font-size: 16px; padding: .5em 1.1em; margin-right: .5em; bo
 form.label button.normal { background: #e8f5e9; } form.label button.abnormal { background: #ffebee; }
 form.label input[type=text] { width: 100%; padding: .4em; margin: .4em 0; }
 .keys { color: var(--muted); font-size: 13px; }
+.view-controls { width: min(420px, 90vw); font-size: 14px; }
+.view-controls > label { display: block; margin: .25em 0; }
+.view-controls .sliders { display: grid; grid-template-columns: auto 1fr; gap: .1em .6em; align-items: center; }
+.view-controls .sliders input { width: 100%; }
+.view-controls button { margin: .3em 0; }
 nav.pager a { margin-right: 1em; }
 figure { background: #fff; border: 1px solid var(--line); margin: 0 0 1.2em; padding: .5em; max-width: 700px; }
 figcaption { font-weight: bold; margin-bottom: .3em; }
@@ -38,22 +45,4 @@ svg text { font-size: 11px; fill: var(--muted); } svg .grid { stroke: var(--line
 svg .flag { fill: var(--flag); } svg .rest { fill: #90a4ae; } svg .none { fill: #b0bec5; } svg .normal { fill: var(--pass); } svg .abnormal { fill: var(--flag); }
 .notice { background: #fff8e1; border: 1px solid #ffe082; padding: .5em .8em; margin-bottom: 1em; }
 pre { background: #fff; border: 1px solid var(--line); padding: .6em; overflow: auto; }
-`;
-
-/** Keyboard shortcuts (n = normal, a = abnormal, h = heat map, j/k or → / ← = next/previous) and the overlay toggle. */
-export const JS = `
-(function () {
-  var stage = document.querySelector('.stage');
-  var toggle = document.getElementById('heat-toggle');
-  if (toggle && stage) toggle.addEventListener('change', function () { stage.classList.toggle('no-heat', !toggle.checked); });
-  document.addEventListener('keydown', function (e) {
-    if (e.target && (e.target.tagName === 'INPUT' || e.target.tagName === 'TEXTAREA') || e.ctrlKey || e.metaKey || e.altKey) return;
-    var click = function (sel) { var el = document.querySelector(sel); if (el) { el.click(); e.preventDefault(); } };
-    if (e.key === 'n') click('button.normal');
-    else if (e.key === 'a') click('button.abnormal');
-    else if (e.key === 'h' && toggle) { toggle.checked = !toggle.checked; toggle.dispatchEvent(new Event('change')); }
-    else if (e.key === 'j' || e.key === 'ArrowRight') click('a.next');
-    else if (e.key === 'k' || e.key === 'ArrowLeft') click('a.prev');
-  });
-})();
 `;

@@ -11,7 +11,7 @@ const NAV = [['/queue', 'Review queue'], ['/accuracy', 'Accuracy'], ['/models', 
 export function layout(title: string, active: string, station: string, body: string): string {
   const nav = NAV.map(([href, text]) => `<a href="${href}"${href === active ? ' class="on"' : ''}>${text}</a>`).join('');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${esc(title)} · xray-qc</title><link rel="stylesheet" href="/assets/review.css"></head>
+<title>${esc(title)} · xray-qc</title><link rel="icon" href="/favicon.ico"><link rel="stylesheet" href="/assets/review.css"></head>
 <body><header><strong>xray-qc review</strong>${nav}<span class="station">station ${esc(station)}</span></header><main>${body}</main>
 <script src="/assets/review.js"></script></body></html>`;
 }
@@ -49,13 +49,18 @@ ${r.threshold !== null ? `<rect x="${x(r.threshold)}" y="4" width="2" height="22
   if (r.error_code) facts.push(['Error', `${esc(r.error_code)}: ${esc(r.error_message)}`]);
   const heat = r.has_heatmap ? `<img class="heat" src="/img/${r.id}/heat.png" alt="heat map">` : '';
   return `<h1>Capture #${r.seq}</h1>${o.saved ? `<p class="notice" id="saved">${esc(o.saved)}</p>` : ''}
-<div class="capture"><div><div class="stage"><img class="view" src="/img/${r.id}/view.png" alt="the model's 8-bit view">${heat}</div>
-${r.has_heatmap ? '<label><input type="checkbox" id="heat-toggle" checked> heat map (h)</label>' : ''}</div>
+<div class="capture"><div><div class="stage"><img class="model" src="/img/${r.id}/model.png" alt="the model's 8-bit input">
+<canvas class="display" data-src="/img/${r.id}/display.bin" aria-label="the capture through the display window"></canvas>${heat}</div>
+<div class="view-controls"><label><input type="checkbox" id="model-toggle"> the model's view (m): exactly its 8-bit input</label>
+${r.has_heatmap ? '<label><input type="checkbox" id="heat-toggle" checked> heat map (h)</label>' : ''}
+<div class="sliders"><label for="win-level">level</label><input type="range" id="win-level" step="1" disabled><label for="win-width">width</label><input type="range" id="win-width" step="1" disabled></div>
+<button type="button" id="win-auto" disabled>auto window (0)</button>
+<p class="keys" id="win-text">The model's view is shown (the display window needs the page's script).</p></div></div>
 <div class="facts"><dl>${facts.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join('')}</dl>${scale}
 <form class="label" method="post" action="/capture/${r.id}/label"><input type="hidden" name="csrf" value="${esc(o.csrf)}">
 <input type="text" name="note" maxlength="500" placeholder="note (optional)"><input type="text" name="by" maxlength="100" placeholder="your name (optional)">
 <button class="normal" name="label" value="normal">normal (n)</button><button class="abnormal" name="label" value="abnormal">abnormal (a)</button></form>
-<p class="keys">Keys: n normal · a abnormal · h heat map · j / → next · k / ← previous</p>
+<p class="keys">Keys: n normal · a abnormal · h heat map · m the model's view · . / , brighter / darker · = / - more / less contrast · 0 auto window · j / → next · k / ← previous</p>
 <nav class="pager">${o.prev ? `<a class="prev" href="/capture/${o.prev}">← previous</a>` : ''}${o.next ? `<a class="next" href="/capture/${o.next}">next →</a>` : ''}<a href="/queue">queue</a></nav></div></div>`;
 }
 
@@ -94,6 +99,6 @@ ${compare ? `<h2>models compare</h2><pre id="compare">${esc(JSON.stringify(compa
 
 export function loginPage(message: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>xray-qc review: sign in</title>
-<link rel="stylesheet" href="/assets/review.css"></head><body><main><h1>xray-qc review</h1><p class="notice">${esc(message)}</p>
+<link rel="icon" href="/favicon.ico"><link rel="stylesheet" href="/assets/review.css"></head><body><main><h1>xray-qc review</h1><p class="notice">${esc(message)}</p>
 <form method="post" action="/login"><label>Review token <input type="password" name="token" autocomplete="current-password" maxlength="512"></label> <button>Sign in</button></form></main></body></html>`;
 }

@@ -10,9 +10,11 @@ import { openDatabaseReadOnly, type Db } from '../record/database.js';
 import { setLabel } from '../record/labels.js';
 import { MIGRATIONS } from '../record/schema.js';
 import Sqlite from '../record/sqlite.js';
-import { CSS, JS } from './assets.js';
+import { CSS } from './assets.js';
 import { COOKIE, CsrfGuard, isLoopback, presentedToken, tokenMatches, type Listen } from './auth.js';
+import { JS } from './client.js';
 import * as data from './data.js';
+import { faviconIco } from './favicon.js';
 import { accuracyPage, capturePage, layout, loginPage, modelsPage, placeholderSvg, queuePage } from './pages.js';
 import { heatPng, Renderer } from './render.js';
 
@@ -25,7 +27,7 @@ export interface ReviewOptions {
   token: string | null;
 }
 
-const CSP = "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP = "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: data.ID.source } } } as const;
 const ODD_URL = /(^|\/|%2f)(\.|%2e){2}(\/|%2f|$)|\\|%5c|%00|\0/i;
 
@@ -86,7 +88,7 @@ export class ReviewServer implements Component {
     if (ODD_URL.test(req.raw.url ?? '') || (req.raw.url ?? '').length > 2048) return reply.code(400).type('text/plain').send('bad request: path');
     if (!this.o.token) return;
     const path = (req.raw.url ?? '').split('?')[0];
-    if (path === '/assets/review.css' || path === '/login') return;
+    if (path === '/assets/review.css' || path === '/favicon.ico' || path === '/login') return;
     if (!tokenMatches(presentedToken(req.headers), this.o.token)) return reply.code(401).type('text/html').send(loginPage('This station needs its review token.'));
   }
 
@@ -96,6 +98,8 @@ export class ReviewServer implements Component {
     app.get('/', async (_req, reply) => reply.redirect('/queue'));
     app.get('/assets/review.css', async (_req, reply) => reply.type('text/css').send(CSS));
     app.get('/assets/review.js', async (_req, reply) => reply.type('text/javascript').send(JS));
+    const icon = faviconIco();
+    app.get('/favicon.ico', async (_req, reply) => reply.type('image/x-icon').header('Cache-Control', 'public, max-age=86400').send(icon));
     app.post('/login', { schema: { body: { type: 'object', required: ['token'], properties: { token: { type: 'string', maxLength: 512 } } } } }, async (req, reply) => {
       const why = this.csrf.check(req.headers as Record<string, string>, this.csrf.token); // same origin; the form has no CSRF token yet
       if (why) return reply.code(403).type('text/plain').send(why);
@@ -113,8 +117,8 @@ export class ReviewServer implements Component {
       const band = this.bundleOf(row)?.manifest?.decision.review_band ?? null;
       return html(reply, `Capture #${row.seq}`, '/queue', capturePage(row, { ...data.neighbours(this.db!, row.seq), csrf: this.csrf.token, band, saved: (req.query as { saved?: string }).saved }));
     });
-    app.get('/img/:id/:kind', { schema: { params: { type: 'object', required: ['id', 'kind'], properties: { id: idParams.properties.id, kind: { enum: ['view.png', 'thumb.png', 'heat.png'] } } } } }, async (req, reply) => {
-      const { id, kind } = req.params as { id: string; kind: 'view.png' | 'thumb.png' | 'heat.png' };
+    app.get('/img/:id/:kind', { schema: { params: { type: 'object', required: ['id', 'kind'], properties: { id: idParams.properties.id, kind: { enum: ['model.png', 'display.bin', 'thumb.png', 'heat.png'] } } } } }, async (req, reply) => {
+      const { id, kind } = req.params as { id: string; kind: 'model.png' | 'display.bin' | 'thumb.png' | 'heat.png' };
       const row = data.capture(this.db!, id);
       if (!row) return reply.code(404).type('text/plain').send('no such inspection');
       reply.header('Cache-Control', 'private, max-age=300');
@@ -123,8 +127,10 @@ export class ReviewServer implements Component {
         return h ? reply.type('image/png').send(heatPng(h)) : reply.code(404).type('text/plain').send('no heat map for this inspection');
       }
       await this.refreshRepo();
-      const r = await this.renderer.view(row, kind === 'view.png' ? 'view' : 'thumb');
-      return r.ok ? reply.type('image/png').send(r.png) : reply.type('image/svg+xml').header('X-Placeholder', r.why.replace(/[^\x20-\x7e]/g, '?').slice(0, 200)).send(placeholderSvg(r.why));
+      const r = await this.renderer.view(row, kind === 'model.png' ? 'model' : kind === 'display.bin' ? 'display' : 'thumb');
+      if (!r.ok) return reply.type('image/svg+xml').header('X-Placeholder', r.why.replace(/[^\x20-\x7e]/g, '?').slice(0, 200)).send(placeholderSvg(r.why));
+      if (r.display) reply.header('X-Display', JSON.stringify(r.display));
+      return reply.type(r.type).send(r.body);
     });
     app.post('/capture/:id/label', {
       schema: {
