@@ -71,9 +71,9 @@ export function placeholderSvg(why: string): string {
 }
 
 function accuracyTable(id: string, title: string, rows: AccuracyRow[]): string {
-  const head = ['group', 'n', 'labelled', 'TP', 'FP', 'TN', 'FN', 'TPR', 'TNR', 'BA (%)', 'coverage', 'backlog', 'errors'];
+  const head = ['group', 'n', 'labelled', 'TP', 'FP', 'TN', 'FN', 'TPR', 'TNR', 'BA', 'coverage', 'backlog', 'errors'];
   const body = rows.map((r) => `<tr data-group="${esc(r.group)}"><td>${esc(r.group)}</td><td>${r.n}</td><td>${r.labelled}</td><td>${r.tp}</td><td>${r.fp}</td><td>${r.tn}</td><td>${r.fn}</td>
-<td>${pct(r.tpr)}</td><td>${pct(r.tnr)}</td><td data-ba="${r.balanced_accuracy ?? ''}">${r.balanced_accuracy === null ? '–' : r.balanced_accuracy.toFixed(2)}</td><td>${pct(r.label_coverage)}</td><td>${r.review_backlog}</td><td>${r.errors}</td></tr>`).join('');
+<td>${pct(r.tpr)}</td><td>${pct(r.tnr)}</td><td data-ba="${r.balanced_accuracy ?? ''}">${pct(r.balanced_accuracy)}</td><td>${pct(r.label_coverage)}</td><td>${r.review_backlog}</td><td>${r.errors}</td></tr>`).join('');
   return `<h2>${esc(title)}</h2><table id="${id}"><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${body}</tbody></table>`;
 }
 
