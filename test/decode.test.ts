@@ -1,7 +1,10 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeTiffFile } from '../src/decode/capture-file.js';
-import { makeKit, readNpy, tempDir, type KitEntry } from './helpers.js';
+import { checkTiffStructure, readIntegerTag } from '../src/decode/tiff-structure.js';
+import { makeKit, pythonInline, readNpy, tempDir, type KitEntry } from './helpers.js';
 
 describe('TIFF decoding of files written by other tools', () => {
   let dir: string;
@@ -36,7 +39,88 @@ describe('TIFF decoding of files written by other tools', () => {
     }
     expect(failures).toEqual([]);
   });
+
+  /** Pixels of `file` that differ from the kit's source (its size checked first). */
+  const differing = async (file: string): Promise<number> => {
+    const source = readNpy(join(dir, 'source.npy'));
+    const image = await decodeTiffFile(join(dir, file));
+    expect([file, image.height, image.width]).toEqual([file, ...source.shape]);
+    return image.data.reduce((bad, v, i) => bad + (v !== source.data[i] ? 1 : 0), 0);
+  };
+
+  it('FillOrder 2 (libtiff tiffcp -f lsb2msb) decodes to the pixels of its FillOrder 1 twin', async () => {
+    const layouts: [string, string[]][] = [
+      ['none', ['-c', 'none']], ['lzw', ['-c', 'lzw', '-r', '16']], ['lzw_pred_be', ['-B', '-c', 'lzw:2', '-r', '7']],
+      ['zip', ['-c', 'zip']], ['zip_pred', ['-c', 'zip:2', '-r', '5']], ['zstd_pred_be', ['-B', '-c', 'zstd:2']],
+      ['packbits', ['-c', 'packbits']], ['tiled_lzw_pred_be', ['-B', '-t', '-w', '48', '-l', '32', '-c', 'lzw:2']],
+    ];
+    const report: string[] = [];
+    for (const [name, opts] of layouts) {
+      const [one, two] = [`fo1_${name}.tif`, `fo2_${name}.tif`];
+      execFileSync('tiffcp', [...opts, join(dir, 'tf_none_le.tif'), join(dir, one)]);
+      execFileSync('tiffcp', ['-f', 'lsb2msb', ...opts, join(dir, 'tf_none_le.tif'), join(dir, two)]);
+      const bytes = readFileSync(join(dir, two));
+      expect(readIntegerTag(bytes, checkTiffStructure(bytes), 266, 'FillOrder')).toEqual([2]);
+      // the stored blocks really are the twin's with every byte's bits reversed, so a reader that
+      // ignores the tag reads other pixels (uncompressed) or fails (compressed)
+      expect(bytes.equals(readFileSync(join(dir, one)))).toBe(false);
+      report.push(`${name}: ${await differing(one)} ${await differing(two)}`);
+    }
+    expect(report).toEqual(layouts.map(([name]) => `${name}: 0 0`));
+    // libtiff itself (through OpenCV) reads the FillOrder 2 files to the same pixels
+    const libtiff = pythonInline(
+      'import sys, numpy as np, cv2\na = np.load(sys.argv[1])\nprint(" ".join(str(int((cv2.imread(f, cv2.IMREAD_UNCHANGED) == a).all())) for f in sys.argv[2:]))',
+      [join(dir, 'source.npy'), ...layouts.map(([name]) => join(dir, `fo2_${name}.tif`))],
+    );
+    expect(libtiff.trim()).toBe(layouts.map(() => '1').join(' '));
+    // a FillOrder that is neither 1 nor 2 says nothing we could honour: refused
+    const bad = readFileSync(join(dir, 'fo2_none.tif'));
+    bad.writeUInt16LE(3, checkTiffStructure(bad).tags.get(266)?.valueAt ?? -1);
+    writeFileSync(join(dir, 'fo3_none.tif'), bad);
+    await expect(decodeTiffFile(join(dir, 'fo3_none.tif'))).rejects.toMatchObject({ code: 'TIFF_BAD_TAG', message: 'FillOrder is 3, expected 1 or 2' });
+  });
+
+  it('an optional tag of an unknown field type is skipped; a needed one is still refused', async () => {
+    // Real files with one entry's type field patched to 20 (no TIFF type has that number):
+    // tifffile's ImageDescription (inline count, out-of-line value), and in a libtiff big-endian
+    // LZW + predictor copy, Software and XResolution (a RATIONAL whose value lies out of line).
+    execFileSync('tiffcp', ['-B', '-c', 'lzw:2', '-r', '9', join(dir, 'tf_none_le.tif'), join(dir, 'lt_be_lzw.tif')]);
+    const cases: [string, string, number][] = [
+      ['tf_none_le.tif', 'odd_description.tif', 270], ['lt_be_lzw.tif', 'odd_software.tif', 305],
+      ['lt_be_lzw.tif', 'odd_xresolution.tif', 282], ['tf_none_le.tif', 'odd_compression.tif', 259],
+    ];
+    for (const [from, to, tag] of cases) writeFileSync(join(dir, to), withFieldType(readFileSync(join(dir, from)), tag, 20));
+    expect(await differing('odd_description.tif')).toBe(0);
+    expect(await differing('odd_software.tif')).toBe(0);
+    expect(await differing('odd_xresolution.tif')).toBe(0);
+    expect((await decodeTiffFile(join(dir, 'odd_description.tif'))).text).toEqual({}); // the skipped description is not read
+    await expect(decodeTiffFile(join(dir, 'odd_compression.tif'))).rejects.toMatchObject({
+      code: 'TIFF_BAD_TAG', message: 'Compression has unknown field type 20, expected an integer type',
+    });
+    // libtiff agrees: it warns and reads the first three, and refuses the last
+    const libtiff = pythonInline(
+      'import sys, numpy as np, cv2\na = np.load(sys.argv[1])\nfor f in sys.argv[2:]:\n  c = cv2.imread(f, cv2.IMREAD_UNCHANGED)\n  print("refused" if c is None else int((c == a).all()))',
+      [join(dir, 'source.npy'), ...cases.map(([, to]) => join(dir, to))],
+    );
+    expect(libtiff.trim().split('\n')).toEqual(['1', '1', '1', 'refused']);
+  });
 });
+
+/** A copy of a classic TIFF whose first directory's entry for `tag` has field type `type`. */
+function withFieldType(file: Buffer, tag: number, type: number): Buffer {
+  const out = Buffer.from(file);
+  const le = out[0] === 0x49;
+  const u16 = (at: number): number => (le ? out.readUInt16LE(at) : out.readUInt16BE(at));
+  const ifd = le ? out.readUInt32LE(4) : out.readUInt32BE(4);
+  for (let i = 0, n = u16(ifd); i < n; i++) {
+    const at = ifd + 2 + 12 * i;
+    if (u16(at) !== tag) continue;
+    if (le) out.writeUInt16LE(type, at + 2);
+    else out.writeUInt16BE(type, at + 2);
+    return out;
+  }
+  throw new Error(`tag ${tag} is not in the first directory`);
+}
 
 describe('LZW in WebAssembly equals the JavaScript decoder', () => {
   it('same bytes for real streams, same errors and lengths for garbage', async () => {

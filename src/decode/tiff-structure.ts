@@ -23,7 +23,11 @@ export interface TiffStructure {
   tags: Map<number, TagEntry>;
 }
 
-/** One directory entry whose value (inline or not) was checked to lie inside the file. */
+/**
+ * One directory entry whose value (inline or not) was checked to lie inside the file — unless its
+ * field type is unknown: then its size, and so where its value lies, is unknown (`valueAt` -1),
+ * and only the type is kept, so that a tag the decoder needs is refused by `readIntegerTag`.
+ */
 export interface TagEntry {
   type: number;
   count: number;
@@ -90,7 +94,10 @@ export function readIntegerTag(bytes: Uint8Array, structure: TiffStructure, tag:
   const entry = structure.tags.get(tag);
   if (!entry) return undefined;
   const read = INTEGER_READERS[entry.type];
-  if (!read) throw new XrayError('TIFF_BAD_TAG', `${name} has field type ${entry.type}, expected an integer type`);
+  if (!read) {
+    const what = TYPE_SIZES[entry.type] === undefined ? 'unknown field type' : 'field type';
+    throw new XrayError('TIFF_BAD_TAG', `${name} has ${what} ${entry.type}, expected an integer type`);
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const size = TYPE_SIZES[entry.type];
   const out = new Array<number>(entry.count);
@@ -138,8 +145,10 @@ function checkDirectory(view: DataView, offset: number, le: boolean, big: boolea
     const count = big ? readU64(view, at + 4, le) : view.getUint32(at + 4, le);
     const typeSize = TYPE_SIZES[type];
     if (typeSize === undefined) {
-      if (isFirst) throw new XrayError('TIFF_BAD_TAG', `tag ${tag} has unknown field type ${type}`);
-      continue; // later pages are never decoded; an odd tag there is not our concern
+      // TIFF 6.0 (section 2): a reader skips a field of an unexpected type (libtiff warns and reads
+      // on). Kept with its type only: a tag the decoder needs with such a type is still refused.
+      if (tags && !tags.has(tag)) tags.set(tag, { type, count, valueAt: -1 });
+      continue;
     }
     const bytes = count * typeSize;
     let valueAt = at + 4 + (big ? 8 : 4);

@@ -3,6 +3,7 @@ import { XrayError, toXrayError } from '../errors.js';
 import { canDecodeInto, LzwBlockDecoder, registerCodecs } from './codecs.js';
 import { checkTiffStructure, readAsciiTag, readIntegerTag, type TiffStructure } from './tiff-structure.js';
 import { DecodeKernels } from './kernels.js';
+import { BitReverser, reversesBits } from './fill-order.js';
 import type { WasmPredictor } from './predictor-wasm.js';
 
 /** A decoded capture: 16-bit gray values, row-major; MinIsWhite files are already inverted. */
@@ -43,7 +44,8 @@ const COMPRESSION_NAMES: Record<number, string> = {
  * Decodes the first page of a single-sample 16-bit unsigned TIFF. The directory is read by
  * tiff-structure.ts in the file's byte order; geotiff's registry provides the block decoders
  * (ours, registered with addDecoder); the tag checks, block bounds, predictor and byte order are
- * done here, since geotiff 3.0.5 accepts many malformed files silently.
+ * done here, since geotiff 3.0.5 accepts many malformed files silently; FillOrder 2 (bit-reversed
+ * bytes) is undone on each stored block before it is decompressed, as libtiff does.
  */
 export async function decodeTiff(bytes: Uint8Array, options: DecodeOptions = {}, scratch?: Scratch): Promise<Gray16Image> {
   const structure = checkTiffStructure(bytes);
@@ -76,6 +78,7 @@ export async function decodeTiff(bytes: Uint8Array, options: DecodeOptions = {},
     const name = COMPRESSION_NAMES[compression] ?? 'unknown';
     throw new XrayError('TIFF_UNSUPPORTED_COMPRESSION', `compression ${compression} (${name}) is not supported`);
   }
+  const reverser = reversesBits(tag('FillOrder')) ? new BitReverser() : null;
   const predictor = tag('Predictor') ?? 1;
   if (predictor !== 1 && predictor !== 2) {
     throw new XrayError('TIFF_UNSUPPORTED_PREDICTOR', `predictor ${predictor} is not supported for integer samples`);
@@ -136,7 +139,8 @@ export async function decodeTiff(bytes: Uint8Array, options: DecodeOptions = {},
     const neededRows = layout.kind === 'tile' ? layout.blockHeight : rows;
     const needed = layout.blockWidth * neededRows * 2;
     // every block was checked against the file's length above
-    const raw = bytes.subarray(layout.offsets[i], layout.offsets[i] + counts[i]);
+    const stored = bytes.subarray(layout.offsets[i], layout.offsets[i] + counts[i]);
+    const raw = reverser ? reverser.reverse(stored) : stored;
     // Full strips decode straight into place; tiles and a short last strip (which may hold a
     // whole strip's data) go through a block-sized buffer.
     const direct = layout.kind === 'strip' && rows === layout.blockHeight;
@@ -179,7 +183,7 @@ type Directory = Map<string, number[]>;
 
 /** The tags decoding needs, by name, with their numbers (TIFF 6.0 and its Technical Notes). */
 const TAGS: Record<string, number> = {
-  ImageWidth: 256, ImageLength: 257, BitsPerSample: 258, Compression: 259, PhotometricInterpretation: 262,
+  ImageWidth: 256, ImageLength: 257, BitsPerSample: 258, Compression: 259, PhotometricInterpretation: 262, FillOrder: 266,
   StripOffsets: 273, SamplesPerPixel: 277, RowsPerStrip: 278, StripByteCounts: 279, Predictor: 317,
   TileWidth: 322, TileLength: 323, TileOffsets: 324, TileByteCounts: 325, SampleFormat: 339,
 };
